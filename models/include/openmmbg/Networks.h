@@ -1,0 +1,104 @@
+#pragma once
+/**
+ * Neural networks used as coupling conditioners. They know nothing about densities or bijectors.
+ *
+ * Shapes: B = batch, N = particles (nodes), C = position channels, D = spatial dimension,
+ * F = invariant features.
+ */
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace OpenMMBG {
+
+/**
+ * "Stable" MLP: Linear(in, units[0]) -> act, then for each further width a residual block
+ * act(Linear(LayerNorm(h))) + h (all widths equal). Optionally a final Linear to `outFeatures`.
+ */
+class StableMLPImpl : public torch::nn::Module {
+public:
+    StableMLPImpl(int inFeatures, const std::vector<int>& units, int outFeatures = 0);
+    torch::Tensor forward(torch::Tensor h);
+    /** The final linear layer (null when outFeatures == 0). */
+    torch::nn::Linear finalLayer{nullptr};
+
+private:
+    torch::nn::Linear input{nullptr};
+    torch::nn::ModuleList norms, linears;
+};
+TORCH_MODULE(StableMLP);
+
+/** Output of a conditioner network. */
+struct ConditionerOutput {
+    torch::Tensor vectors;     ///< equivariant, translation-invariant vectors [B, N, C_out, D] (C_out may be 0)
+    torch::Tensor invariants;  ///< invariant per-node features [B, N, F_out]
+};
+
+/** A network from the positions of the conditioning half to per-node vectors and features. */
+class ConditionerImpl : public torch::nn::Module {
+public:
+    /** @param positions conditioning positions [B, N, m_in, D] (not centred) */
+    virtual ConditionerOutput forward(const torch::Tensor& positions) = 0;
+    /** Number of invariant output features per node. */
+    virtual int numFeatures() const = 0;
+};
+
+struct EGNNOptions {
+    int numBlocks = 3;
+    std::vector<int> mlpUnits = {64, 64};
+    int hiddenFeatures = 128;
+    int outputFeatures = 128;
+    double normalizationConstant = 1.0;
+    std::vector<int64_t> atomTypes;  ///< per-particle type index (node embedding row), [N]
+};
+
+/**
+ * The multi-channel E(n)-equivariant graph network of the E-ACF paper (fully connected graph).
+ * The input channels are mean-centred over nodes and repeated to `numOutputChannels` position
+ * channels; the outputs are the position displacements x_final - x_initial per channel and
+ * Linear(softmax(h)) invariant features.
+ */
+class EGNNImpl : public ConditionerImpl {
+public:
+    EGNNImpl(int numInputChannels, int numOutputChannels, const EGNNOptions& options);
+    ConditionerOutput forward(const torch::Tensor& positions) override;
+    int numFeatures() const override { return options.outputFeatures; }
+
+private:
+    int numInputChannels, numChannels;
+    EGNNOptions options;
+    torch::Tensor atomTypes;  // not a buffer: Module::to(dtype) would convert it
+    torch::nn::Embedding embedding{nullptr};
+    torch::nn::ModuleList edgeMLPs, positionMLPs, crossMLPs, gateLayers, nodeMLPs;
+    torch::nn::Linear output{nullptr};
+};
+
+struct TransformerOptions {
+    int numLayers = 3;
+    int numHeads = 4;
+    int headFeatures = 16;
+    std::vector<int> mlpUnits = {64, 64};
+    int outputFeatures = 128;
+    std::vector<int64_t> atomTypes;  ///< per-particle type index (node embedding row), [N]
+};
+
+/**
+ * Permutation-equivariant transformer over nodes acting on centred positions: the conditioner of
+ * the Non-E-ACF baseline. Produces no equivariant vectors (it is not rotation equivariant).
+ */
+class TransformerImpl : public ConditionerImpl {
+public:
+    TransformerImpl(int numInputChannels, int dim, const TransformerOptions& options);
+    ConditionerOutput forward(const torch::Tensor& positions) override;
+    int numFeatures() const override { return options.outputFeatures; }
+
+private:
+    TransformerOptions options;
+    int model;
+    torch::Tensor atomTypes;
+    torch::nn::Embedding embedding{nullptr};
+    torch::nn::Linear input{nullptr}, output{nullptr};
+    torch::nn::ModuleList attnNorms, qkv, attnOut, mlpNorms, mlps;
+};
+
+}  // namespace OpenMMBG

@@ -1,0 +1,102 @@
+#include "openmmbg/FlowModel.h"
+
+#include "openmmbg/FlowModelImpl.h"
+#include "openmmbg/ModelFile.h"
+
+#include <stdexcept>
+
+namespace OpenMMBG {
+
+namespace {
+
+torch::Tensor fromVector(const std::vector<double>& v, std::vector<int64_t> shape, const char* name,
+                         const torch::TensorOptions& options) {
+    int64_t per = 1;
+    for (size_t i = 1; i < shape.size(); i++)
+        per *= shape[i];
+    if (v.empty() || v.size() % per != 0)
+        throw std::invalid_argument(std::string(name) + " has " + std::to_string(v.size()) +
+                                    " values, not a positive multiple of " + std::to_string(per));
+    shape[0] = int64_t(v.size()) / per;
+    return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64).to(options.dtype());
+}
+
+std::vector<double> toVector(const torch::Tensor& t) {
+    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
+FlowModel::FlowModel(const std::string& configJson)
+    : impl_(std::make_shared<Impl>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)))) {}
+
+FlowModel FlowModel::load(const std::string& path) {
+    FlowModel m;
+    m.impl_ = std::make_shared<Impl>(loadFlow(path));
+    return m;
+}
+
+FlowModel FlowModel::fromBytes(const std::string& bytes) {
+    FlowModel m;
+    m.impl_ = std::make_shared<Impl>(deserializeFlow(bytes));
+    return m;
+}
+
+void FlowModel::save(const std::string& path) const { saveFlow(impl_->flow, path); }
+std::string FlowModel::toBytes() const { return serializeFlow(impl_->flow); }
+std::string FlowModel::getConfigJson() const { return impl_->flow->config().toJson(); }
+int FlowModel::getNumParticles() const { return impl_->flow->config().numParticles; }
+int FlowModel::getDim() const { return impl_->flow->config().dim; }
+int FlowModel::getNumAug() const { return impl_->flow->config().numAug; }
+
+long long FlowModel::getNumParameters() const {
+    long long n = 0;
+    for (auto& p : impl_->flow->parameters())
+        n += p.numel();
+    return n;
+}
+
+std::vector<double> FlowModel::sample(int n, long long seed) const {
+    if (n < 1)
+        throw std::invalid_argument("sample: n must be positive (got " + std::to_string(n) + ")");
+    torch::NoGradGuard guard;
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    FlowSample s = impl_->flow->sample(n, gen);
+    std::vector<double> out = toVector(s.x), a = toVector(s.a), logQ = toVector(s.logQ);
+    out.insert(out.end(), a.begin(), a.end());
+    out.insert(out.end(), logQ.begin(), logQ.end());
+    return out;
+}
+
+std::vector<double> FlowModel::logProb(const std::vector<double>& xv, const std::vector<double>& av) const {
+    const FlowConfig& c = impl_->flow->config();
+    torch::NoGradGuard guard;
+    auto opts = impl_->flow->options();
+    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
+    torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
+    if (x.size(0) != a.size(0))
+        throw std::invalid_argument("x holds " + std::to_string(x.size(0)) + " configurations but a holds " +
+                                    std::to_string(a.size(0)));
+    return toVector(impl_->flow->logProb(x, a));
+}
+
+std::vector<double> FlowModel::marginalLogProb(const std::vector<double>& xv, int numAugSamples, long long seed) const {
+    const FlowConfig& c = impl_->flow->config();
+    if (numAugSamples < 1)
+        throw std::invalid_argument("marginal_log_prob: num_aug_samples must be positive");
+    torch::NoGradGuard guard;
+    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return toVector(impl_->flow->marginalLogProb(x, numAugSamples, gen));
+}
+
+std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv, const std::vector<double>& av) const {
+    const FlowConfig& c = impl_->flow->config();
+    auto opts = impl_->flow->options();
+    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
+    torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
+    return toVector(impl_->flow->logAugmentedTarget(x, a));
+}
+
+}  // namespace OpenMMBG

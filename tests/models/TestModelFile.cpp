@@ -1,0 +1,207 @@
+// The .bgm model file: save/load round trip to identical outputs, metadata, atomic writes, and a
+// clear error (never a crash) for every kind of bad file.
+#include "FlowTestUtils.h"
+#include "openmmbg/FlowModel.h"
+#include "openmmbg/ModelFile.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+using namespace OpenMMBG;
+using namespace OpenMMBG::testing;
+using nlohmann::json;
+
+namespace {
+
+struct Parts {
+    json header;
+    std::string data;
+};
+
+Parts split(const std::string& bytes) {
+    uint64_t n;
+    std::memcpy(&n, bytes.data(), 8);
+    return {json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+}
+
+std::string join(const Parts& p) {
+    std::string text = p.header.dump();
+    std::string out(8, '\0');
+    uint64_t n = text.size();
+    std::memcpy(&out[0], &n, 8);
+    return out + text + p.data;
+}
+
+std::string tempPath(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("openmmbg_test_" + name)).string();
+}
+
+// Expect deserialisation to throw std::runtime_error whose message contains `expected`.
+void expectError(const std::string& bytes, const std::string& expected) {
+    try {
+        deserializeFlow(bytes, "test.bgm");
+        ADD_FAILURE() << "no error raised; expected one mentioning '" << expected << "'";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << "message was: " << e.what();
+        EXPECT_NE(std::string(e.what()).find("test.bgm"), std::string::npos) << "message does not name the file";
+    }
+}
+
+class ModelFileTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        FlowConfig c = smallConfig(3, "spherical", 1, 5);
+        flow = AugmentedCouplingFlow(c);
+        bytes = serializeFlow(flow, {{"note", "test"}});
+    }
+    AugmentedCouplingFlow flow{nullptr};
+    std::string bytes;
+};
+
+}  // namespace
+
+TEST_F(ModelFileTest, RoundTripGivesIdenticalOutputs) {
+    const std::string path = tempPath("roundtrip.bgm");
+    saveFlow(flow, path, {{"note", "test"}});
+    AugmentedCouplingFlow loaded = loadFlow(path);
+    EXPECT_EQ(loaded->config().toJson(), flow->config().toJson());
+    torch::NoGradGuard guard;
+    auto gen = generator(3);
+    auto [x, a] = randomState(flow->config(), 8, gen);
+    EXPECT_TRUE(torch::equal(loaded->logProb(x, a), flow->logProb(x, a)));
+    auto g1 = generator(4), g2 = generator(4);
+    EXPECT_TRUE(torch::equal(loaded->sample(4, g1).x, flow->sample(4, g2).x));
+    EXPECT_EQ(readFlowMetadata(readFileBytes(path))["note"], "test");
+    std::remove(path.c_str());
+}
+
+TEST_F(ModelFileTest, HeaderIsSafetensorsLayout) {
+    Parts p = split(bytes);
+    EXPECT_EQ(p.header["__metadata__"]["format"], "openmmbg-flow");
+    EXPECT_EQ(p.header["__metadata__"]["format_version"], "1");
+    EXPECT_EQ(json::parse(p.header["__metadata__"]["config"].get<std::string>())["num_particles"], 5);
+    uint64_t n;
+    std::memcpy(&n, bytes.data(), 8);
+    EXPECT_EQ((8 + n) % 8, 0u) << "data section is not 8-byte aligned";
+    size_t total = 0;
+    for (auto& item : flow->named_parameters()) {
+        auto entry = p.header[item.key()];
+        EXPECT_EQ(entry["dtype"], "F64");
+        EXPECT_EQ(entry["shape"].get<std::vector<int64_t>>(), item.value().sizes().vec());
+        total += item.value().numel() * 8;
+    }
+    EXPECT_EQ(p.data.size(), total);
+}
+
+TEST_F(ModelFileTest, AtomicSaveLeavesNoTemporaryFiles) {
+    const std::string dir = tempPath("atomic_dir");
+    std::filesystem::create_directories(dir);
+    saveFlow(flow, dir + "/m.bgm");
+    saveFlow(flow, dir + "/m.bgm");  // overwrite
+    int count = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir)) {
+        (void) e;
+        count++;
+    }
+    EXPECT_EQ(count, 1);
+    EXPECT_THROW(saveFlow(flow, dir + "/no/such/dir/m.bgm"), std::runtime_error);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_F(ModelFileTest, MissingFile) { EXPECT_THROW(loadFlow(tempPath("does-not-exist.bgm")), std::runtime_error); }
+
+TEST_F(ModelFileTest, EmptyAndTruncatedFiles) {
+    expectError("", "truncated");
+    expectError(bytes.substr(0, 5), "truncated");
+    expectError(bytes.substr(0, 100), "truncated");
+    expectError(bytes.substr(0, bytes.size() - 1), "truncated");
+}
+
+TEST_F(ModelFileTest, CorruptHeader) {
+    std::string b = bytes;
+    b[10] = '#';
+    expectError(b, "corrupt header");
+    std::string huge = bytes;
+    uint64_t n = uint64_t(1) << 62;
+    std::memcpy(&huge[0], &n, 8);
+    expectError(huge, "implausible");
+}
+
+TEST_F(ModelFileTest, CorruptDataFailsTheChecksum) {
+    std::string b = bytes;
+    b[b.size() - 3] ^= 0x40;
+    expectError(b, "checksum");
+}
+
+TEST_F(ModelFileTest, NotAModelAndUnsupportedVersion) {
+    Parts p = split(bytes);
+    p.header["__metadata__"]["format"] = "something-else";
+    expectError(join(p), "not an openmmbg model");
+    p = split(bytes);
+    p.header["__metadata__"]["format_version"] = "99";
+    expectError(join(p), "version 99");
+    p = split(bytes);
+    p.header.erase("__metadata__");
+    expectError(join(p), "__metadata__");
+}
+
+TEST_F(ModelFileTest, TensorsThatDoNotMatchTheConfiguration) {
+    Parts p = split(bytes);
+    json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+    config["num_layers"] = 3;
+    p.header["__metadata__"]["config"] = config.dump();
+    expectError(join(p), "missing");
+
+    p = split(bytes);
+    config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+    config["egnn_hidden_features"] = 17;
+    p.header["__metadata__"]["config"] = config.dump();
+    expectError(join(p), "shape");
+
+    p = split(bytes);
+    config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+    config["dtype"] = "float32";
+    p.header["__metadata__"]["config"] = config.dump();
+    expectError(join(p), "dtype");
+
+    p = split(bytes);
+    p.header["extra.tensor"] = {{"dtype", "F64"}, {"shape", {1}}, {"data_offsets", {0, 8}}};
+    expectError(join(p), "holds");
+
+    p = split(bytes);
+    config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+    config["projection"] = "helical";
+    p.header["__metadata__"]["config"] = config.dump();
+    expectError(join(p), "bad configuration");
+}
+
+TEST_F(ModelFileTest, InconsistentOffsets) {
+    Parts p = split(bytes);
+    std::string name = flow->named_parameters().begin()->key();
+    p.header[name]["data_offsets"] = {0, 3};
+    expectError(join(p), "data offsets");
+}
+
+TEST(FlowModel, TorchFreeInterfaceRoundTrip) {
+    FlowModel m(R"({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 2, "dtype": "float64",
+                    "identity_init": false})");
+    EXPECT_EQ(m.getNumParticles(), 4);
+    EXPECT_EQ(m.getDim(), 2);
+    EXPECT_EQ(m.getNumAug(), 1);
+    std::vector<double> s = m.sample(3, 7);
+    ASSERT_EQ(s.size(), size_t(3 * 8 + 3 * 8 + 3));
+    std::vector<double> x(s.begin(), s.begin() + 24), a(s.begin() + 24, s.begin() + 48), logq(s.begin() + 48, s.end());
+    std::vector<double> lp = m.logProb(x, a);
+    for (int i = 0; i < 3; i++)
+        EXPECT_NEAR(lp[i], logq[i], 1e-8);
+    FlowModel copy = FlowModel::fromBytes(m.toBytes());
+    EXPECT_EQ(copy.logProb(x, a), lp);
+    EXPECT_THROW(m.logProb(std::vector<double>(7), a), std::invalid_argument);
+    EXPECT_THROW(FlowModel(R"({"dim": 2, "projection": "vector"})"), std::invalid_argument);
+    EXPECT_THROW(FlowModel(R"({"num_particles": 4, "dim": 2, "projection": "vector", "bogus": 1})"), std::invalid_argument);
+    EXPECT_THROW(FlowModel(R"({"num_particles": 4, "dim": 2, "projection": "vector", "num_aug": 2})"), std::invalid_argument);
+}
