@@ -19,7 +19,8 @@ bash "$ROOT/scripts/build.sh"
 cd "$ROOT"
 export OPENMMBG_PLUGIN_DIR="$BUILD/plugins"
 mkdir -p runs/main
-log "training DW4 spherical E-ACF (100 s)"
-"$BUILD/openmmbg" train --system dw4 --projection spherical --data-dir "$OPENMMBG_DATA_DIR" --time-limit 100 --output runs/main/dw4-spherical.bgm
+log "training DW4 spherical E-ACF (8 short epochs, about 2 minutes)"
+"$BUILD/openmmbg" train --system dw4 --projection spherical --data-dir "$OPENMMBG_DATA_DIR" --epochs 8 --validate-every 4 --num-validation 200 --time-limit 150 \
+  --metrics runs/main/metrics.jsonl --output runs/main/dw4-spherical.bgm
 log "evaluating runs/main/dw4-spherical.bgm"
-"$BUILD/openmmbg" evaluate --model runs/main/dw4-spherical.bgm --system dw4 --data-dir "$OPENMMBG_DATA_DIR"
+"$BUILD/openmmbg" evaluate --model runs/main/dw4-spherical.bgm --system dw4 --data-dir "$OPENMMBG_DATA_DIR" --num-test 1000

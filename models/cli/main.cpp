@@ -1,1 +1,340 @@
-int main() { return 0; }
+// openmmbg: the command-line tool.
+//
+//   openmmbg info     --config JSON | --model FILE
+//   openmmbg train    --system dw4|lj13 --projection P --data-dir DIR --output FILE [options]
+//   openmmbg evaluate --model FILE --system dw4|lj13 --data-dir DIR [options]
+//
+// Errors print one line "openmmbg: error: ..." and exit with status 1 (2 for usage errors).
+#include "openmmbg/DataIO.h"
+#include "openmmbg/FlowModelImpl.h"
+#include "openmmbg/ModelFile.h"
+#include "openmmbg/Training.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+using namespace OpenMMBG;
+using nlohmann::json;
+
+namespace {
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+const char* USAGE = R"(usage: openmmbg <command> [options]
+
+commands:
+  info      print a model's full configuration and parameter count as JSON
+              --config JSON | --model FILE
+  train     train a flow by maximum likelihood on a built-in data set
+              --system dw4|lj13        data set (../shared/data/efm splits)
+              --data-dir DIR           folder holding efm/ (default: $OPENMMBG_DATA_DIR)
+              --output FILE            where to write the .bgm model (written atomically)
+              --projection P           spherical|cartesian|vector|none (default spherical)
+              --config JSON            extra flow configuration keys (JSON object)
+              --epochs N               default: the paper's (DW4 100, LJ13 400)
+              --batch-size N           default 32
+              --num-train N            training points (default 1000)
+              --time-limit SECONDS     stop after the epoch that passes this wall time
+              --validate-every N       epochs between validations (default 10)
+              --num-validation N       validation points used for model selection (default 1000)
+              --patience N             early stopping after N validations without improvement
+              --seed N                 default 0
+              --metrics FILE           JSON-lines log of every epoch
+  evaluate  evaluate a model on a test split; prints JSON
+              --model FILE --system dw4|lj13 --data-dir DIR
+              --num-aug-samples K      default 20
+              --num-test N             default: the whole test split
+              --seed N                 default 0
+)";
+
+class Args {
+public:
+    Args(int argc, char** argv, int first) {
+        for (int i = first; i < argc; i++) {
+            std::string key = argv[i];
+            if (key == "-h" || key == "--help") {
+                values["help"] = "1";
+                continue;
+            }
+            if (key.rfind("--", 0) != 0)
+                throw UsageError("unexpected argument '" + key + "'");
+            if (i + 1 >= argc)
+                throw UsageError("option " + key + " needs a value");
+            values[key.substr(2)] = argv[++i];
+        }
+    }
+    bool has(const std::string& k) const { return values.count(k) > 0; }
+    std::string get(const std::string& k, const std::string& def = "") {
+        used.insert(k);
+        auto it = values.find(k);
+        return it == values.end() ? def : it->second;
+    }
+    std::string require(const std::string& k) {
+        if (!has(k))
+            throw UsageError("missing required option --" + k);
+        return get(k);
+    }
+    long long getInt(const std::string& k, long long def) {
+        std::string v = get(k);
+        if (v.empty())
+            return def;
+        try {
+            size_t pos;
+            long long r = std::stoll(v, &pos);
+            if (pos != v.size())
+                throw std::invalid_argument(v);
+            return r;
+        } catch (const std::exception&) {
+            throw UsageError("--" + k + " expects an integer, got '" + v + "'");
+        }
+    }
+    double getDouble(const std::string& k, double def) {
+        std::string v = get(k);
+        if (v.empty())
+            return def;
+        try {
+            size_t pos;
+            double r = std::stod(v, &pos);
+            if (pos != v.size())
+                throw std::invalid_argument(v);
+            return r;
+        } catch (const std::exception&) {
+            throw UsageError("--" + k + " expects a number, got '" + v + "'");
+        }
+    }
+    void checkAllUsed() const {
+        for (auto& [k, v] : values)
+            if (!used.count(k) && k != "help")
+                throw UsageError("unknown option --" + k);
+    }
+
+private:
+    std::map<std::string, std::string> values;
+    std::set<std::string> used;
+};
+
+/** A built-in data set: files and splits of ../shared/data/efm. */
+struct DataSet {
+    std::string name;
+    int numParticles, dim;
+    std::string trainFile;
+    int64_t trainBegin;
+    std::string validationFile;
+    int64_t validationBegin, validationEnd;  // -1: to the end
+    std::string testFile;
+    int defaultEpochs;
+};
+
+DataSet dataSet(const std::string& name) {
+    if (name == "dw4")
+        return {"dw4", 4, 2, "train_split_DW4.npy", 0, "val_split_DW4.npy", 0, -1, "test_split_DW4.npy", 100};
+    if (name == "lj13")
+        return {"lj13", 13, 3, "val_split_LJ13-1000.npy", 0, "val_split_LJ13-1000.npy", 1000, 2000,
+                "test_split_LJ13-1000.npy", 400};
+    throw UsageError("unknown system '" + name + "' (expected dw4 or lj13)");
+}
+
+// Resolve the data folder (--data-dir or $OPENMMBG_DATA_DIR) to its efm/ subfolder.
+std::string resolveDataDir(std::string dir) {
+    if (dir.empty()) {
+        const char* env = std::getenv("OPENMMBG_DATA_DIR");
+        if (!env)
+            throw UsageError("give --data-dir or set OPENMMBG_DATA_DIR (the folder holding efm/)");
+        dir = env;
+    }
+    std::filesystem::path efm = std::filesystem::path(dir) / "efm";
+    if (!std::filesystem::is_directory(efm))
+        throw std::runtime_error("data folder '" + efm.string() + "' does not exist");
+    return efm.string();
+}
+
+torch::Tensor toTensor(const Array& a) {
+    return torch::from_blob(const_cast<double*>(a.values.data()), a.shape, torch::kFloat64).clone();
+}
+
+torch::Tensor loadSplit(const std::string& dir, const std::string& file, const DataSet& ds, int64_t begin, int64_t end) {
+    const std::string path = dir + "/" + file;
+    Array raw = readNpy(path);
+    if (end < 0)
+        end = raw.rows();
+    if (end > raw.rows())
+        throw std::runtime_error("'" + path + "' has " + std::to_string(raw.rows()) + " rows, need " + std::to_string(end));
+    return toTensor(asConfigurations(sliceRows(raw, begin, end), ds.numParticles, ds.dim, true, path));
+}
+
+std::string formatSeconds(double s) {
+    char buf[32];
+    int total = int(std::lround(s));
+    std::snprintf(buf, sizeof(buf), "%d:%02d", total / 60, total % 60);
+    return buf;
+}
+
+int commandInfo(Args& args) {
+    AugmentedCouplingFlow flow{nullptr};
+    if (args.has("model"))
+        flow = loadFlow(args.get("model"));
+    else
+        flow = AugmentedCouplingFlow(FlowConfig::fromJson(args.require("config")));
+    args.checkAllUsed();
+    int64_t count = 0;
+    for (auto& p : flow->parameters())
+        count += p.numel();
+    json out = {{"config", json::parse(flow->config().toJson())}, {"num_parameters", count}};
+    std::cout << out.dump(2) << std::endl;
+    return 0;
+}
+
+int commandTrain(Args& args) {
+    DataSet ds = dataSet(args.require("system"));
+    const std::string dataDirOption = args.get("data-dir");
+    const std::string output = args.require("output");
+    json config = {{"num_particles", ds.numParticles}, {"dim", ds.dim}, {"projection", args.get("projection", "spherical")}};
+    if (args.has("config")) {
+        json extra;
+        try {
+            extra = json::parse(args.get("config"));
+        } catch (const json::exception&) {
+            throw UsageError("--config is not valid JSON");
+        }
+        if (!extra.is_object())
+            throw UsageError("--config must be a JSON object");
+        config.update(extra);
+    }
+    MaximumLikelihoodOptions o;
+    o.epochs = int(args.getInt("epochs", ds.defaultEpochs));
+    o.batchSize = int(args.getInt("batch-size", 32));
+    o.timeLimit = args.getDouble("time-limit", 0);
+    o.validateEvery = int(args.getInt("validate-every", 10));
+    o.patience = int(args.getInt("patience", 0));
+    o.seed = uint64_t(args.getInt("seed", 0));
+    const int64_t numTrain = args.getInt("num-train", 1000);
+    const int64_t numValidation = args.getInt("num-validation", 1000);
+    const std::string metricsPath = args.get("metrics");
+    args.checkAllUsed();
+    if (o.epochs < 1 || o.batchSize < 1 || numTrain < 1)
+        throw UsageError("--epochs, --batch-size and --num-train must be positive");
+    const std::string dir = resolveDataDir(dataDirOption);
+
+    FlowConfig cfg = FlowConfig::fromJson(config.dump());
+    torch::Tensor train = loadSplit(dir, ds.trainFile, ds, ds.trainBegin, ds.trainBegin + numTrain);
+    torch::Tensor validation = loadSplit(dir, ds.validationFile, ds, ds.validationBegin, ds.validationEnd);
+    // Model selection uses the first --num-validation points to keep validation cheap.
+    validation = validation.narrow(0, 0, std::min<int64_t>(std::max<int64_t>(numValidation, 1), validation.size(0)));
+    AugmentedCouplingFlow flow(cfg);
+    std::FILE* metrics = nullptr;
+    if (!metricsPath.empty()) {
+        metrics = std::fopen(metricsPath.c_str(), "w");
+        if (!metrics)
+            throw std::runtime_error("cannot open '" + metricsPath + "' for writing");
+    }
+    std::cerr << "openmmbg train: " << ds.name << ", " << cfg.projection << "-proj, " << train.size(0)
+              << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
+              << (o.timeLimit > 0 ? " (time limit " + formatSeconds(o.timeLimit) + ")" : "") << std::endl;
+    MaximumLikelihoodTrainer trainer(flow, train, validation, o);
+    auto reports = trainer.run([&](const EpochReport& r) {
+        const int width = 30;
+        int filled = int(width * double(r.epoch) / r.totalEpochs);
+        std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
+        char line[256];
+        std::snprintf(line, sizeof(line), "[%s] epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s%s",
+                      bar.c_str(), r.epoch, r.totalEpochs, r.trainLoss,
+                      std::isnan(r.validationNll) ? "   -   " : std::to_string(r.validationNll).substr(0, 7).c_str(),
+                      r.learningRate, formatSeconds(r.elapsed).c_str(), formatSeconds(r.eta).c_str(),
+                      r.skippedSteps ? (" (" + std::to_string(r.skippedSteps) + " steps skipped)").c_str() : "");
+        std::cerr << line << std::endl;
+        if (metrics) {
+            json m = {{"epoch", r.epoch}, {"train_loss", r.trainLoss}, {"learning_rate", r.learningRate},
+                      {"skipped_steps", r.skippedSteps}, {"elapsed_s", r.elapsed}};
+            if (!std::isnan(r.validationNll))
+                m["validation_nll"] = r.validationNll;
+            std::fprintf(metrics, "%s\n", m.dump().c_str());
+            std::fflush(metrics);
+        }
+    });
+    if (metrics)
+        std::fclose(metrics);
+    const std::filesystem::path outPath(output);
+    if (outPath.has_parent_path())
+        std::filesystem::create_directories(outPath.parent_path());
+    json meta = {{"system", ds.name}, {"epochs_run", reports.size()}, {"seed", o.seed},
+                 {"best_validation_nll", reports.empty() ? NAN : reports.back().bestValidationNll}};
+    saveFlow(flow, output, {{"training", meta.dump()}});
+    std::cerr << "openmmbg train: wrote " << output << " (best validation NLL "
+              << (reports.empty() ? NAN : reports.back().bestValidationNll) << ")" << std::endl;
+    return 0;
+}
+
+int commandEvaluate(Args& args) {
+    const std::string modelPath = args.require("model");
+    DataSet ds = dataSet(args.require("system"));
+    const std::string dataDirOption = args.get("data-dir");
+    const int K = int(args.getInt("num-aug-samples", 20));
+    const int64_t numTest = args.getInt("num-test", -1);
+    const uint64_t seed = uint64_t(args.getInt("seed", 0));
+    args.checkAllUsed();
+    if (K < 1)
+        throw UsageError("--num-aug-samples must be positive");
+    const std::string dir = resolveDataDir(dataDirOption);
+    AugmentedCouplingFlow flow = loadFlow(modelPath);
+    if (flow->config().numParticles != ds.numParticles || flow->config().dim != ds.dim)
+        throw std::runtime_error("model '" + modelPath + "' describes " + std::to_string(flow->config().numParticles) +
+                                 " particles in " + std::to_string(flow->config().dim) + "-D, not the " + ds.name +
+                                 " system");
+    torch::Tensor test = loadSplit(dir, ds.testFile, ds, 0, -1);
+    if (numTest > 0)
+        test = test.narrow(0, 0, std::min<int64_t>(numTest, test.size(0)));
+    flow->eval();
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto [nll, sem] = marginalNll(flow, test, K, gen);
+    json out = {{"model", modelPath}, {"system", ds.name}, {"nll", nll}, {"nll_sem", sem},
+                {"num_test", test.size(0)}, {"num_aug_samples", K}, {"seed", seed}};
+    std::cout << out.dump(2) << std::endl;
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::cerr << USAGE;
+        return 2;
+    }
+    const std::string command = argv[1];
+    try {
+        if (command == "-h" || command == "--help" || command == "help") {
+            std::cout << USAGE;
+            return 0;
+        }
+        Args args(argc, argv, 2);
+        if (args.has("help")) {
+            std::cout << USAGE;
+            return 0;
+        }
+        if (command == "info")
+            return commandInfo(args);
+        if (command == "train")
+            return commandTrain(args);
+        if (command == "evaluate")
+            return commandEvaluate(args);
+        throw UsageError("unknown command '" + command + "'");
+    } catch (const UsageError& e) {
+        std::cerr << "openmmbg: error: " << e.what() << " (see openmmbg --help)" << std::endl;
+        return 2;
+    } catch (const std::exception& e) {
+        std::string message = e.what();
+        // LibTorch errors carry a C++ backtrace after the first line: keep the message to one line.
+        message = message.substr(0, message.find('\n'));
+        std::cerr << "openmmbg: error: " << message << std::endl;
+        return 1;
+    }
+}

@@ -20,7 +20,7 @@ const int FORMAT_VERSION = 1;
 const uint64_t MAX_HEADER = 64ull << 20;
 
 uint64_t fnv1a64(const char* data, size_t size) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;  // FNV-1a 64-bit offset basis
     for (size_t i = 0; i < size; i++) {
         h ^= uint8_t(data[i]);
         h *= 1099511628211ull;

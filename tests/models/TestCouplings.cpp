@@ -14,6 +14,8 @@ struct Case {
     int numAug;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.projection << " " << c.dim << "-D, " << c.numAug << " aug"; }
+
 std::string caseName(const ::testing::TestParamInfo<Case>& info) {
     return info.param.projection + std::to_string(info.param.dim) + "D_aug" + std::to_string(info.param.numAug);
 }

@@ -42,7 +42,7 @@ public:
      * @param batchSize number of (x, a_k) pairs per flow call
      */
     torch::Tensor marginalLogProb(const torch::Tensor& x, int64_t numAugSamples, torch::Generator& generator,
-                                  int64_t batchSize = 4096);
+                                  int64_t batchSize = 256);
     /** The augmented target log pi(a|x) (x centred on its CoM, a shifted with it). */
     torch::Tensor logAugmentedTarget(const torch::Tensor& x, const torch::Tensor& a) const;
     /** Draw a ~ pi(a|x). */

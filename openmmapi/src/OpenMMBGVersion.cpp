@@ -1,0 +1,7 @@
+#include "OpenMMBGVersion.h"
+
+namespace OpenMMBG {
+
+std::string getVersion() { return OPENMMBG_VERSION; }
+
+}  // namespace OpenMMBG

@@ -1,0 +1,73 @@
+"""The `openmmbg` command-line tool: info, a tiny train/evaluate round trip on the DW4 data, and
+one-line errors with non-zero exit codes."""
+import json
+import os
+import subprocess
+
+import pytest
+
+CLI = os.environ.get("OPENMMBG_CLI")
+DATA = os.environ.get("OPENMMBG_DATA_DIR")
+TINY = json.dumps({"num_layers": 1, "egnn_blocks": 1, "egnn_mlp_units": [8, 8], "egnn_hidden_features": 8,
+                   "egnn_output_features": 8, "head_mlp_units": [8, 8]})
+
+pytestmark = pytest.mark.skipif(not CLI, reason="OPENMMBG_CLI is not set (ctest sets it)")
+
+
+def run(*args):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_info_prints_full_config_and_parameter_count():
+    r = run("info", "--config", '{"num_particles": 4, "dim": 2, "projection": "vector"}')
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["config"]["num_layers"] == 12
+    assert out["config"]["aux_loss_weight"] == 0
+    assert out["num_parameters"] > 1000
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    ((), 2, "usage"),
+    (("frobnicate",), 2, "unknown command"),
+    (("info", "--config", '{"dim": 2}'), 1, "num_particles"),
+    (("info", "--model", "/nonexistent.bgm"), 1, "cannot open"),
+    (("train", "--system", "qm9", "--output", "x.bgm"), 2, "unknown system"),
+    (("train", "--system", "dw4", "--epochs", "many", "--output", "x.bgm", "--data-dir", "/tmp"), 2, "integer"),
+    (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp", "--bogus", "1"), 2, "--bogus"),
+    (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp"), 1, "efm"),
+])
+def test_errors_are_one_line_with_nonzero_exit(args, code, fragment):
+    r = run(*args)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert fragment in r.stderr.lower() or fragment in r.stderr
+    if code == 1:
+        assert len(lines) == 1, r.stderr
+
+
+@pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "efm")), reason="no ../shared/data")
+def test_train_then_evaluate_on_dw4(tmp_path):
+    model = tmp_path / "dw4.bgm"
+    metrics = tmp_path / "metrics.jsonl"
+    r = run("train", "--system", "dw4", "--data-dir", DATA, "--config", TINY, "--epochs", "2", "--num-train", "64",
+            "--num-validation", "32", "--validate-every", "1", "--metrics", str(metrics), "--output", str(model))
+    assert r.returncode == 0, r.stderr
+    assert "epoch 2/2" in r.stderr and "ETA" in r.stderr
+    lines = [json.loads(l) for l in metrics.read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    assert all("validation_nll" in l for l in lines)
+    e = run("evaluate", "--model", str(model), "--system", "dw4", "--data-dir", DATA, "--num-test", "50",
+            "--num-aug-samples", "4")
+    assert e.returncode == 0, e.stderr
+    out = json.loads(e.stdout)
+    assert out["num_test"] == 50 and out["num_aug_samples"] == 4
+    assert 0 < out["nll_sem"] < out["nll"] < 100
+    # The selected model is the one with the best validation NLL of the run.
+    assert min(l["validation_nll"] for l in lines) == pytest.approx(
+        json.loads(json.loads(open(model, "rb").read()[8:8 + int.from_bytes(open(model, "rb").read()[:8], "little")])
+                   ["__metadata__"]["training"])["best_validation_nll"])
+    # The wrong system is refused by name.
+    w = run("evaluate", "--model", str(model), "--system", "lj13", "--data-dir", DATA)
+    assert w.returncode == 1 and "lj13" in w.stderr
