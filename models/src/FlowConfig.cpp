@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <set>
+#include <type_traits>
 #include <stdexcept>
 
 namespace OpenMMBG {
@@ -18,6 +19,22 @@ void read(const json& j, const char* key, T& value, std::set<std::string>& seen)
     if (it == j.end() || it->is_null())
         return;
     try {
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+            if (!it->is_number_integer())
+                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be an integer (got " +
+                                            it->dump() + ")");
+        } else if constexpr (std::is_same_v<T, bool>) {
+            if (!it->is_boolean())
+                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be true or false (got " +
+                                            it->dump() + ")");
+        } else if constexpr (std::is_same_v<T, std::vector<int>> || std::is_same_v<T, std::vector<int64_t>>) {
+            if (!it->is_array())
+                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be a list of integers");
+            for (const auto& e : *it)
+                if (!e.is_number_integer())
+                    throw std::invalid_argument(std::string("flow config: key '") + key +
+                                                "' must be a list of integers (got " + it->dump() + ")");
+        }
         value = it->get<T>();
     } catch (const json::exception&) {
         throw std::invalid_argument(std::string("flow config: key '") + key + "' has the wrong type (" +
@@ -98,6 +115,16 @@ void FlowConfig::validate() {
     require(egnnBlocks >= 1 && !egnnMlpUnits.empty() && egnnHiddenFeatures >= 1 && egnnOutputFeatures >= 1,
             "EGNN sizes must be positive");
     require(!headMlpUnits.empty(), "head_mlp_units must not be empty");
+    // Stable MLPs are residual after their first layer, so every width in a list must be equal.
+    for (auto [name, units] : {std::pair<const char*, const std::vector<int>*>{"egnn_mlp_units", &egnnMlpUnits},
+                               {"head_mlp_units", &headMlpUnits},
+                               {"transformer_mlp_units", &transformerMlpUnits}}) {
+        for (int u : *units)
+            require(u == units->front() && u > 0,
+                    std::string(name) + " must hold equal positive widths (residual blocks)");
+    }
+    require(lengthUnit == "nm" || lengthUnit == "angstrom",
+            "length_unit must be \"nm\" or \"angstrom\" (got \"" + lengthUnit + "\")");
     require(transformerLayers >= 1 && transformerHeads >= 1 && transformerHeadFeatures >= 1 &&
                 !transformerMlpUnits.empty() && transformerOutputFeatures >= 1,
             "transformer sizes must be positive");

@@ -97,7 +97,8 @@ ConditionerOutput EGNNImpl::forward(const torch::Tensor& positions) {
     const double normC = options.normalizationConstant;
     TORCH_CHECK(N >= 2, "EGNN needs at least two particles");
     torch::Tensor centred = positions - positions.mean(1, true);
-    torch::Tensor X0 = centred.repeat({1, 1, C / numInputChannels, 1});  // [B, N, C, D]
+    // Each input channel repeated C / m_in times: (c0, c0, ..., c1, c1, ...).
+    torch::Tensor X0 = centred.repeat_interleave(C / numInputChannels, 2);  // [B, N, C, D]
     torch::Tensor X = X0;
     torch::Tensor h = embedding->forward(atomTypes.to(positions.device())).unsqueeze(0).expand({B, N, options.hiddenFeatures});
     auto opts = positions.options();
@@ -134,7 +135,7 @@ ConditionerOutput EGNNImpl::forward(const torch::Tensor& positions) {
         torch::Tensor dist = torch::sqrt(sqij + eyeN);
         torch::Tensor dX = ((phiX / (normC + dist)).unsqueeze(-1) * xij).sum(2) / double(N - 1);
         if (C > 1) {
-            torch::Tensor w = crossMLPs[blk]->as<StableMLP>()->forward(m.sum(2));  // [B, N, C(C-1)]
+            torch::Tensor w = crossMLPs[blk]->as<StableMLP>()->forward((m * offDiagonal).sum(2));  // [B, N, C(C-1)], no self-edge
             torch::Tensor diff = X.index_select(2, pairA) - X.index_select(2, pairB);  // [B, N, C(C-1), D]
             torch::Tensor sq = (diff * diff).sum(-1, true);
             torch::Tensor contrib = w.unsqueeze(-1) * diff / (normC + sq);

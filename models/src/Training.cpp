@@ -67,8 +67,22 @@ MaximumLikelihoodTrainer::MaximumLikelihoodTrainer(AugmentedCouplingFlow f, torc
     TORCH_CHECK(options.batchSize >= 1 && options.epochs >= 1, "batch size and epochs must be positive");
 }
 
-double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& batch, torch::Generator& generator) {
-    const double batchSize = double(batch.size(0));
+torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options) {
+    // QR of a Gaussian matrix with the signs of R's diagonal moved into Q is Haar on O(D); flipping
+    // one column where det = -1 maps it onto SO(D).
+    torch::Tensor g = torch::randn({n, dim, dim}, generator, options.dtype(torch::kFloat64));
+    auto [q, r] = torch::linalg_qr(g);
+    q = q * torch::sign(torch::diagonal(r, 0, -2, -1)).unsqueeze(-2);
+    torch::Tensor flip = torch::ones({n, dim}, q.options());
+    flip.select(1, 0).copy_(torch::sign(torch::linalg_det(q)));
+    return (q * flip.unsqueeze(-2)).to(options.dtype());
+}
+
+double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& data, torch::Generator& generator) {
+    const double batchSize = double(data.size(0));
+    torch::Tensor batch = data;
+    if (options.randomRotations)
+        batch = torch::matmul(data, randomRotations(data.size(0), data.size(2), generator, data.options()).transpose(1, 2));
     torch::Tensor a = flow->sampleAugmented(batch, generator);
     auto perSampleLoss = [&](const torch::Tensor& x, const torch::Tensor& aug, torch::Tensor& logQ) {
         FlowDensity d = flow->logProbWithAux(x, aug);
@@ -116,7 +130,8 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
     const int64_t n = train.size(0);
     const int64_t stepsPerEpoch = (n + options.batchSize - 1) / options.batchSize;
     const int64_t totalSteps = stepsPerEpoch * options.epochs;
-    const int warmup = std::min(options.warmupEpochs, std::max(1, options.epochs / 10));
+    // The reference warms up for 30 of 100+ epochs; shorter runs warm up for 30% of their epochs.
+    const int warmup = std::min(options.warmupEpochs, std::max(1, options.epochs * 3 / 10));
     WarmupCosineSchedule schedule{options.initialLearningRate, options.peakLearningRate, options.finalLearningRate,
                                   stepsPerEpoch * warmup, totalSteps};
     std::vector<torch::Tensor> params = flow->parameters();

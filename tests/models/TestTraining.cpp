@@ -103,3 +103,15 @@ TEST(MaximumLikelihoodTrainer, NonFiniteSamplesAreMaskedOut) {
         EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
     EXPECT_FALSE(torch::equal(before, flow->parameters()[0].detach())) << "the step was not applied";
 }
+
+TEST(RandomRotations, ProperOrthogonalAndUnbiased) {
+    auto gen = generator(4);
+    for (int64_t dim : {2, 3}) {
+        torch::Tensor R = randomRotations(4000, dim, gen, torch::kFloat64);
+        torch::Tensor eye = torch::eye(dim, torch::kFloat64);
+        EXPECT_LT((torch::matmul(R, R.transpose(1, 2)) - eye).abs().max().item<double>(), 1e-12);
+        EXPECT_LT((torch::linalg_det(R) - 1).abs().max().item<double>(), 1e-12);
+        // Haar: E[R] = 0; each entry has variance 1/D, so the mean's standard error is ~0.009.
+        EXPECT_LT(R.mean(0).abs().max().item<double>(), 0.05) << "dim " << dim;
+    }
+}

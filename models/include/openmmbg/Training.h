@@ -47,7 +47,7 @@ struct MaximumLikelihoodOptions {
     double initialLearningRate = 2e-5;
     double peakLearningRate = 2e-4;
     double finalLearningRate = 2e-5;
-    int warmupEpochs = 30;        ///< clamped to a tenth of the run for short runs
+    int warmupEpochs = 30;        ///< clamped to 30% of the run for short runs
     int gradientWindow = 100;
     double skipFactor = 10.0;
     double clipFactor = 2.0;
@@ -56,6 +56,11 @@ struct MaximumLikelihoodOptions {
     int validateEvery = 10;       ///< epochs between validations (and after the last epoch)
     int validationAugSamples = 20;
     int patience = 0;             ///< stop after this many validations without improvement; 0 disables
+    /**
+     * Rotate every training configuration by a random rotation each time it is used. Default: on
+     * for flows that are not rotation equivariant (projection "none", the Non-E-ACF baseline).
+     */
+    bool randomRotations = false;
     uint64_t seed = 0;
 };
 
@@ -91,6 +96,9 @@ private:
     torch::Tensor train, validation;
     MaximumLikelihoodOptions options;
 };
+
+/** n rotation matrices [n, D, D] drawn uniformly (Haar measure on SO(D)). */
+torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options);
 
 /** Mean and standard error over points of -marginal log q. Returns {mean, sem}. */
 std::pair<double, double> marginalNll(AugmentedCouplingFlow& flow, const torch::Tensor& x, int numAugSamples,
