@@ -6,6 +6,7 @@
 //
 // Errors print one line "openmmbg: error: ..." and exit with status 1 (2 for usage errors).
 #include "openmmbg/DataIO.h"
+#include "openmmbg/Evaluation.h"
 #include "openmmbg/FlowModelImpl.h"
 #include "openmmbg/ModelFile.h"
 #include "openmmbg/Training.h"
@@ -49,11 +50,15 @@ commands:
               --num-validation N       validation points used for model selection (default 1000)
               --patience N             early stopping after N validations without improvement
               --seed N                 default 0
-              --metrics FILE           JSON-lines log of every epoch
+              --metrics FILE           JSON-lines log of every epoch (rewritten from the
+                                       checkpoint's history on resume)
+              --checkpoint FILE        default OUTPUT.checkpoint; resumed if present
+              --checkpoint-every N     epochs between checkpoints (default 1)
   evaluate  evaluate a model on a test split; prints JSON
               --model FILE --system dw4|lj13 --data-dir DIR
               --num-aug-samples K      default 20
               --num-test N             default: the whole test split
+              --num-ess-samples N      flow samples for the reverse ESS (default 10000)
               --seed N                 default 0
 )";
 
@@ -222,6 +227,8 @@ int commandTrain(Args& args) {
     const int64_t numTrain = args.getInt("num-train", 1000);
     const int64_t numValidation = args.getInt("num-validation", 1000);
     const std::string metricsPath = args.get("metrics");
+    o.checkpointPath = args.get("checkpoint", output + ".checkpoint");
+    o.checkpointEvery = int(args.getInt("checkpoint-every", 1));
     args.checkAllUsed();
     if (o.epochs < 1 || o.batchSize < 1 || numTrain < 1)
         throw UsageError("--epochs, --batch-size and --num-train must be positive");
@@ -231,6 +238,9 @@ int commandTrain(Args& args) {
                          " validation rows starting at " + std::to_string(ds.validationBegin));
 
     FlowConfig cfg = FlowConfig::fromJson(config.dump());
+    const std::filesystem::path outPath(output);
+    if (outPath.has_parent_path())
+        std::filesystem::create_directories(outPath.parent_path());
     // The Non-E-ACF baseline is not rotation equivariant: train it with random-rotation augmentation.
     o.randomRotations = cfg.projection == "none";
     torch::Tensor train = loadSplit(dir, ds.trainFile, ds, ds.trainBegin, ds.trainBegin + numTrain);
@@ -244,35 +254,21 @@ int commandTrain(Args& args) {
         if (!metrics)
             throw std::runtime_error("cannot open '" + metricsPath + "' for writing");
     }
+    if (std::filesystem::exists(o.checkpointPath))
+        std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << ds.name << ", " << cfg.projection << "-proj, " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
               << (o.timeLimit > 0 ? " (time limit " + formatSeconds(o.timeLimit) + ")" : "") << std::endl;
     MaximumLikelihoodTrainer trainer(flow, train, validation, o);
     auto reports = trainer.run([&](const EpochReport& r) {
-        const int width = 30;
-        int filled = int(width * double(r.epoch) / r.totalEpochs);
-        std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-        char line[256];
-        std::snprintf(line, sizeof(line), "[%s] epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s%s",
-                      bar.c_str(), r.epoch, r.totalEpochs, r.trainLoss,
-                      std::isnan(r.validationNll) ? "   -   " : std::to_string(r.validationNll).substr(0, 7).c_str(),
-                      r.learningRate, formatSeconds(r.elapsed).c_str(), formatSeconds(r.eta).c_str(),
-                      r.skippedSteps ? (" (" + std::to_string(r.skippedSteps) + " steps skipped)").c_str() : "");
-        std::cerr << line << std::endl;
+        std::cerr << formatEpochReport(r) << std::endl;
         if (metrics) {
-            json m = {{"epoch", r.epoch}, {"train_loss", r.trainLoss}, {"learning_rate", r.learningRate},
-                      {"skipped_steps", r.skippedSteps}, {"elapsed_s", r.elapsed}};
-            if (!std::isnan(r.validationNll))
-                m["validation_nll"] = r.validationNll;
-            std::fprintf(metrics, "%s\n", m.dump().c_str());
+            std::fprintf(metrics, "%s\n", epochReportToJson(r).c_str());
             std::fflush(metrics);
         }
     });
     if (metrics)
         std::fclose(metrics);
-    const std::filesystem::path outPath(output);
-    if (outPath.has_parent_path())
-        std::filesystem::create_directories(outPath.parent_path());
     json meta = {{"system", ds.name}, {"epochs_run", reports.size()}, {"seed", o.seed},
                  {"best_validation_nll", reports.empty() ? NAN : reports.back().bestValidationNll}};
     saveFlow(flow, output, {{"training", meta.dump()}});
@@ -288,7 +284,10 @@ int commandEvaluate(Args& args) {
     const int K = int(args.getInt("num-aug-samples", 20));
     const int64_t numTest = args.getInt("num-test", -1);
     const uint64_t seed = uint64_t(args.getInt("seed", 0));
+    const int64_t numEss = args.getInt("num-ess-samples", 10000);
     args.checkAllUsed();
+    if (numEss < 1)
+        throw UsageError("--num-ess-samples must be positive");
     if (K < 1)
         throw UsageError("--num-aug-samples must be positive");
     const std::string dir = resolveDataDir(dataDirOption);
@@ -300,11 +299,10 @@ int commandEvaluate(Args& args) {
     torch::Tensor test = loadSplit(dir, ds.testFile, ds, 0, -1);
     if (numTest > 0)
         test = test.narrow(0, 0, std::min<int64_t>(numTest, test.size(0)));
-    flow->eval();
-    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    auto [nll, sem] = marginalNll(flow, test, K, gen);
-    json out = {{"model", modelPath}, {"system", ds.name}, {"nll", nll}, {"nll_sem", sem},
-                {"num_test", test.size(0)}, {"num_aug_samples", K}, {"seed", seed}};
+    std::shared_ptr<Target> target = makeBuiltinTarget(ds.name);
+    EvaluationResult result = evaluateFlow(flow, *target, test, K, numEss, seed);
+    json out = json::parse(result.toJson());
+    out.update({{"model", modelPath}, {"system", ds.name}, {"seed", seed}});
     std::cout << out.dump(2) << std::endl;
     return 0;
 }

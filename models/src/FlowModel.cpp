@@ -1,7 +1,12 @@
 #include "openmmbg/FlowModel.h"
 
 #include "openmmbg/FlowModelImpl.h"
+#include "openmmbg/Evaluation.h"
 #include "openmmbg/ModelFile.h"
+#include "openmmbg/Target.h"
+#include "openmmbg/Training.h"
+
+#include <iostream>
 
 #include <stdexcept>
 
@@ -97,6 +102,48 @@ std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv,
     torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
     torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
     return toVector(impl_->flow->logAugmentedTarget(x, a));
+}
+
+std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainValues,
+                                              const std::vector<double>& validationValues,
+                                              const std::string& optionsJson, bool verbose) {
+    const FlowConfig& c = impl_->flow->config();
+    MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
+    if (optionsJson.find("\"random_rotations\"") == std::string::npos)
+        options.randomRotations = c.projection == "none";  // Non-E-ACF trains with rotation augmentation
+    torch::Tensor train = fromVector(trainValues, {0, c.numParticles, c.dim}, "train", torch::kFloat64);
+    torch::Tensor validation;
+    if (!validationValues.empty())
+        validation = fromVector(validationValues, {0, c.numParticles, c.dim}, "validation", torch::kFloat64);
+    MaximumLikelihoodTrainer trainer(impl_->flow, train, validation, options);
+    std::string reports = "[";
+    trainer.run([&](const EpochReport& r) {
+        if (verbose)
+            std::cerr << formatEpochReport(r) << std::endl;
+        reports += (reports.size() > 1 ? "," : "") + epochReportToJson(r);
+    });
+    return reports + "]";
+}
+
+std::string FlowModel::evaluate(const std::string& targetName, const std::vector<double>& testValues,
+                                int numAugSamples, long long numEssSamples, long long seed) const {
+    std::shared_ptr<Target> target = makeBuiltinTarget(targetName);
+    const FlowConfig& c = impl_->flow->config();
+    if (target->numParticles() != c.numParticles || target->dim() != c.dim)
+        throw std::invalid_argument("evaluate: target '" + targetName + "' has " + std::to_string(target->numParticles()) +
+                                    " particles in " + std::to_string(target->dim()) + "-D but the model describes " +
+                                    std::to_string(c.numParticles) + " in " + std::to_string(c.dim) + "-D");
+    if (numAugSamples < 1 || numEssSamples < 1)
+        throw std::invalid_argument("evaluate: num_aug_samples and num_ess_samples must be positive");
+    torch::Tensor test = fromVector(testValues, {0, c.numParticles, c.dim}, "test", torch::kFloat64);
+    return evaluateFlow(impl_->flow, *target, test, numAugSamples, numEssSamples, uint64_t(seed)).toJson();
+}
+
+std::vector<double> builtinTargetEnergies(const std::string& targetName, const std::vector<double>& xValues) {
+    std::shared_ptr<Target> target = makeBuiltinTarget(targetName);
+    torch::NoGradGuard guard;
+    torch::Tensor x = fromVector(xValues, {0, target->numParticles(), target->dim()}, "x", torch::kFloat64);
+    return toVector(target->energy(x));
 }
 
 }  // namespace OpenMMBG

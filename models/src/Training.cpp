@@ -1,8 +1,17 @@
 #include "openmmbg/Training.h"
 
+#include "openmmbg/ModelFile.h"
+#include "openmmbg/TensorArchive.h"
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <type_traits>
 
 namespace OpenMMBG {
 
@@ -122,6 +131,166 @@ double MaximumLikelihoodTrainer::validationNll(torch::Generator& generator) {
     return marginalNll(flow, validation, options.validationAugSamples, generator).first;
 }
 
+AdamOptimizer::AdamOptimizer(std::vector<torch::Tensor> p, double b1, double b2, double e)
+    : params(std::move(p)), beta1(b1), beta2(b2), eps(e) {
+    for (auto& t : params) {
+        firstMoments.push_back(torch::zeros_like(t));
+        secondMoments.push_back(torch::zeros_like(t));
+    }
+}
+
+void AdamOptimizer::step(double lr) {
+    torch::NoGradGuard guard;
+    numSteps++;
+    const double c1 = 1 - std::pow(beta1, double(numSteps)), c2 = 1 - std::pow(beta2, double(numSteps));
+    for (size_t i = 0; i < params.size(); i++) {
+        if (!params[i].grad().defined())
+            continue;
+        const torch::Tensor& g = params[i].grad();
+        firstMoments[i].mul_(beta1).add_(g, 1 - beta1);
+        secondMoments[i].mul_(beta2).addcmul_(g, g, 1 - beta2);
+        torch::Tensor denom = (secondMoments[i] / c2).sqrt_().add_(eps);
+        params[i].addcdiv_(firstMoments[i], denom, -lr / c1);
+    }
+}
+
+namespace {
+
+using nlohmann::json;
+
+// Everything that must match for a checkpoint to be resumed by this run.
+std::string runSignature(const FlowConfig& config, const MaximumLikelihoodOptions& o, const torch::Tensor& train,
+                         const torch::Tensor& validation) {
+    auto hashOf = [](const torch::Tensor& t) {
+        if (!t.defined())
+            return std::string("none");
+        torch::Tensor c = t.contiguous();
+        return std::to_string(fnv1a64(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size()));
+    };
+    json j = {{"config", json::parse(config.toJson())}, {"epochs", o.epochs}, {"batch_size", o.batchSize},
+              {"lr", {o.initialLearningRate, o.peakLearningRate, o.finalLearningRate}}, {"warmup_epochs", o.warmupEpochs},
+              {"guard", {o.gradientWindow, o.skipFactor, o.clipFactor}}, {"min_log_q", o.minLogQ},
+              {"validate_every", o.validateEvery}, {"validation_aug_samples", o.validationAugSamples},
+              {"seed", o.seed}, {"random_rotations", o.randomRotations}, {"train", hashOf(train)},
+              {"validation", hashOf(validation)}};
+    return j.dump();
+}
+
+json reportToJson(const EpochReport& r) {
+    return {{"epoch", r.epoch}, {"total_epochs", r.totalEpochs}, {"train_loss", r.trainLoss}, {"validation_nll", r.validationNll},
+            {"best_validation_nll", r.bestValidationNll}, {"learning_rate", r.learningRate},
+            {"skipped_steps", r.skippedSteps}, {"elapsed", r.elapsed}};
+}
+
+double jsonNumber(const json& v) { return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN(); }
+
+EpochReport reportFromJson(const json& j, int totalEpochs) {
+    EpochReport r;
+    r.epoch = j.at("epoch").get<int>();
+    r.totalEpochs = totalEpochs;
+    r.trainLoss = jsonNumber(j.at("train_loss"));
+    r.validationNll = jsonNumber(j.at("validation_nll"));
+    r.bestValidationNll = jsonNumber(j.at("best_validation_nll"));
+    r.learningRate = j.at("learning_rate").get<double>();
+    r.skippedSteps = j.at("skipped_steps").get<int>();
+    r.elapsed = j.at("elapsed").get<double>();
+    r.eta = 0;
+    r.resumed = true;
+    return r;
+}
+
+std::string formatDuration(double seconds) {
+    char buf[32];
+    int total = int(std::lround(seconds));
+    std::snprintf(buf, sizeof(buf), "%d:%02d", total / 60, total % 60);
+    return buf;
+}
+
+}  // namespace
+
+std::string formatEpochReport(const EpochReport& r) {
+    const int width = 30;
+    const int filled = int(width * double(r.epoch) / std::max(1, r.totalEpochs));
+    const std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
+    char nll[32] = "   -   ";
+    if (!std::isnan(r.validationNll))
+        std::snprintf(nll, sizeof(nll), "%.4f", r.validationNll);
+    char line[256];
+    std::snprintf(line, sizeof(line), "[%s] epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s", bar.c_str(),
+                  r.epoch, r.totalEpochs, r.trainLoss, nll, r.learningRate, formatDuration(r.elapsed).c_str(),
+                  formatDuration(r.eta).c_str());
+    std::string out = line;
+    if (r.skippedSteps)
+        out += " (" + std::to_string(r.skippedSteps) + " steps skipped)";
+    if (r.resumed)
+        out += "  (from checkpoint)";
+    return out;
+}
+
+std::string epochReportToJson(const EpochReport& r) {
+    json j = reportToJson(r);
+    if (std::isnan(r.validationNll))
+        j.erase("validation_nll");
+    if (std::isnan(r.bestValidationNll) || std::isinf(r.bestValidationNll))
+        j.erase("best_validation_nll");
+    return j.dump();
+}
+
+MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception& e) {
+        throw std::invalid_argument(std::string("training options: not valid JSON: ") + e.what());
+    }
+    if (!j.is_object())
+        throw std::invalid_argument("training options: expected a JSON object");
+    MaximumLikelihoodOptions o;
+    auto set = [&](const char* key, auto& field) {
+        if (!j.contains(key) || j[key].is_null())
+            return;
+        using T = std::decay_t<decltype(field)>;
+        const json& v = j[key];
+        bool ok = std::is_same_v<T, bool> ? v.is_boolean()
+                  : std::is_integral_v<T> ? v.is_number_integer()
+                  : std::is_floating_point_v<T> ? v.is_number()
+                  : v.is_string();
+        if (!ok)
+            throw std::invalid_argument(std::string("training options: '") + key + "' has the wrong type (" + v.dump() + ")");
+        field = v.get<T>();
+    };
+    const std::set<std::string> known = {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
+        "final_learning_rate", "warmup_epochs", "gradient_window", "skip_factor", "clip_factor", "min_log_q",
+        "time_limit", "validate_every", "validation_aug_samples", "patience", "seed", "random_rotations",
+        "checkpoint", "checkpoint_every"};
+    for (auto it = j.begin(); it != j.end(); ++it)
+        if (!known.count(it.key()))
+            throw std::invalid_argument("training options: unknown key '" + it.key() + "'");
+    set("epochs", o.epochs);
+    set("batch_size", o.batchSize);
+    set("initial_learning_rate", o.initialLearningRate);
+    set("peak_learning_rate", o.peakLearningRate);
+    set("final_learning_rate", o.finalLearningRate);
+    set("warmup_epochs", o.warmupEpochs);
+    set("gradient_window", o.gradientWindow);
+    set("skip_factor", o.skipFactor);
+    set("clip_factor", o.clipFactor);
+    set("min_log_q", o.minLogQ);
+    set("time_limit", o.timeLimit);
+    set("validate_every", o.validateEvery);
+    set("validation_aug_samples", o.validationAugSamples);
+    set("patience", o.patience);
+    set("seed", o.seed);
+    set("random_rotations", o.randomRotations);
+    set("checkpoint", o.checkpointPath);
+    set("checkpoint_every", o.checkpointEvery);
+    if (o.epochs < 1 || o.batchSize < 1 || o.validateEvery < 1 || o.validationAugSamples < 1 || o.checkpointEvery < 1 ||
+        o.gradientWindow < 1)
+        throw std::invalid_argument("training options: epochs, batch_size, validate_every, validation_aug_samples, "
+                                    "checkpoint_every and gradient_window must be positive");
+    return o;
+}
+
 std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(const EpochReport&)>& onEpoch) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
@@ -135,30 +304,92 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
     WarmupCosineSchedule schedule{options.initialLearningRate, options.peakLearningRate, options.finalLearningRate,
                                   stepsPerEpoch * warmup, totalSteps};
     std::vector<torch::Tensor> params = flow->parameters();
-    torch::optim::Adam optimizer(params, torch::optim::AdamOptions(options.initialLearningRate));
+    AdamOptimizer optimizer(params);
     GradientGuard guard(options.gradientWindow, options.skipFactor, options.clipFactor);
     std::vector<EpochReport> reports;
     std::vector<torch::Tensor> best;
     double bestNll = std::numeric_limits<double>::infinity();
     int sinceImprovement = 0;
     int64_t step = 0;
+    int firstEpoch = 1;
+    double elapsedBefore = 0;  // training seconds of earlier runs of this checkpoint
+    const std::string signature = runSignature(flow->config(), options, train, validation);
+
+    auto saveCheckpoint = [&](int epoch) {
+        TensorArchive a;
+        a.metadata = {{"format", "openmmbg-checkpoint"}, {"format_version", "1"}, {"signature", signature},
+                      {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)},
+                      {"adam_steps", std::to_string(optimizer.numSteps)}, {"best_nll", json(bestNll).dump()},
+                      {"since_improvement", std::to_string(sinceImprovement)}};
+        json history = json::array();
+        for (auto& r : reports)
+            history.push_back(reportToJson(r));
+        a.metadata["reports"] = history.dump();
+        for (size_t i = 0; i < params.size(); i++) {
+            a.tensors.emplace_back("param/" + std::to_string(i), params[i]);
+            a.tensors.emplace_back("adam_m/" + std::to_string(i), optimizer.firstMoments[i]);
+            a.tensors.emplace_back("adam_v/" + std::to_string(i), optimizer.secondMoments[i]);
+        }
+        for (size_t i = 0; i < best.size(); i++)
+            a.tensors.emplace_back("best/" + std::to_string(i), best[i]);
+        a.tensors.emplace_back("rng/train", gen.get_state());
+        a.tensors.emplace_back("rng/validation", valGen.get_state());
+        std::vector<double> norms(guard.norms().begin(), guard.norms().end());
+        a.tensors.emplace_back("guard/norms", torch::tensor(norms, torch::kFloat64));
+        writeFileAtomically(options.checkpointPath, serializeArchive(a));
+    };
+
+    if (!options.checkpointPath.empty() && std::ifstream(options.checkpointPath).good()) {
+        const std::string& path = options.checkpointPath;
+        TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
+        if (a.metadata["format"] != "openmmbg-checkpoint")
+            throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
+        if (a.metadata["signature"] != signature)
+            throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
+                                     "options or data; remove it or choose another checkpoint path");
+        torch::NoGradGuard noGrad;
+        for (size_t i = 0; i < params.size(); i++) {
+            params[i].copy_(a.get("param/" + std::to_string(i), path));
+            optimizer.firstMoments[i].copy_(a.get("adam_m/" + std::to_string(i), path));
+            optimizer.secondMoments[i].copy_(a.get("adam_v/" + std::to_string(i), path));
+            if (a.has("best/" + std::to_string(i)))
+                best.push_back(a.get("best/" + std::to_string(i), path).to(params[i].dtype()));
+        }
+        gen.set_state(a.get("rng/train", path));
+        valGen.set_state(a.get("rng/validation", path));
+        torch::Tensor norms = a.get("guard/norms", path);
+        guard.setNorms(std::deque<double>(norms.data_ptr<double>(), norms.data_ptr<double>() + norms.numel()));
+        optimizer.numSteps = std::stoll(a.metadata["adam_steps"]);
+        step = std::stoll(a.metadata["step"]);
+        firstEpoch = std::stoi(a.metadata["epoch"]) + 1;
+        bestNll = json::parse(a.metadata["best_nll"]).is_number() ? json::parse(a.metadata["best_nll"]).get<double>()
+                                                                  : std::numeric_limits<double>::infinity();
+        sinceImprovement = std::stoi(a.metadata["since_improvement"]);
+        for (auto& j : json::parse(a.metadata["reports"]))
+            reports.push_back(reportFromJson(j, options.epochs));
+        if (!reports.empty())
+            elapsedBefore = reports.back().elapsed;
+        if (onEpoch)
+            for (auto& r : reports)
+                onEpoch(r);
+    }
+
     flow->train();
-    for (int epoch = 1; epoch <= options.epochs; epoch++) {
+    bool stoppedEarly = !reports.empty() && options.patience > 0 && sinceImprovement >= options.patience;
+    for (int epoch = firstEpoch; epoch <= options.epochs && !stoppedEarly; epoch++) {
         torch::Tensor order = torch::randperm(n, gen, torch::kLong);
         double lossSum = 0;
         int lossCount = 0, skipped = 0;
         double lr = schedule.at(step);
         for (int64_t b = 0; b < stepsPerEpoch; b++, step++) {
             lr = schedule.at(step);
-            for (auto& group : optimizer.param_groups())
-                static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
             torch::Tensor idx = order.narrow(0, b * options.batchSize, std::min<int64_t>(options.batchSize, n - b * options.batchSize));
             double loss = trainStep(train.index_select(0, idx), gen);
             if (!guard.apply(params)) {
                 skipped++;
                 continue;
             }
-            optimizer.step();
+            optimizer.step(lr);
             if (std::isfinite(loss)) {
                 lossSum += loss;
                 lossCount++;
@@ -170,9 +401,9 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
         r.trainLoss = lossCount > 0 ? lossSum / lossCount : std::numeric_limits<double>::quiet_NaN();
         r.learningRate = lr;
         r.skippedSteps = skipped;
-        const double elapsedBeforeValidation = std::chrono::duration<double>(Clock::now() - start).count();
-        const bool timeUp = options.timeLimit > 0 && elapsedBeforeValidation >= options.timeLimit;
-        const bool last = epoch == options.epochs || timeUp;
+        const double runSeconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const bool timeUp = options.timeLimit > 0 && runSeconds >= options.timeLimit;
+        const bool last = epoch == options.epochs || timeUp || epoch == options.stopAfterEpoch;
         if (validation.defined() && validation.size(0) > 0 && (epoch % std::max(1, options.validateEvery) == 0 || last)) {
             flow->eval();
             r.validationNll = validationNll(valGen);
@@ -188,14 +419,19 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
             }
         }
         r.bestValidationNll = bestNll;
-        r.elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-        r.eta = r.elapsed / epoch * (options.epochs - epoch);
+        const double runElapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        r.elapsed = elapsedBefore + runElapsed;
+        r.eta = runElapsed / (epoch - firstEpoch + 1) * (options.epochs - epoch);
         if (options.timeLimit > 0)
-            r.eta = std::min(r.eta, std::max(0.0, options.timeLimit - r.elapsed));
+            r.eta = std::min(r.eta, std::max(0.0, options.timeLimit - runElapsed));
         reports.push_back(r);
+        stoppedEarly = options.patience > 0 && sinceImprovement >= options.patience;
+        if (!options.checkpointPath.empty() &&
+            (epoch % std::max(1, options.checkpointEvery) == 0 || last || stoppedEarly))
+            saveCheckpoint(epoch);
         if (onEpoch)
             onEpoch(r);
-        if (timeUp || (options.patience > 0 && sinceImprovement >= options.patience))
+        if (timeUp || epoch == options.stopAfterEpoch)
             break;
     }
     flow->eval();

@@ -4,6 +4,7 @@
 #include "openmmbg/Training.h"
 
 #include <cmath>
+#include <filesystem>
 
 using namespace OpenMMBG;
 using namespace OpenMMBG::testing;
@@ -114,4 +115,58 @@ TEST(RandomRotations, ProperOrthogonalAndUnbiased) {
         // Haar: E[R] = 0; each entry has variance 1/D, so the mean's standard error is ~0.009.
         EXPECT_LT(R.mean(0).abs().max().item<double>(), 0.05) << "dim " << dim;
     }
+}
+
+namespace {
+
+MaximumLikelihoodOptions resumeOptions(const std::string& checkpoint) {
+    MaximumLikelihoodOptions o;
+    o.epochs = 4;
+    o.batchSize = 16;
+    o.validateEvery = 1;
+    o.validationAugSamples = 2;
+    o.checkpointPath = checkpoint;
+    return o;
+}
+
+}  // namespace
+
+TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
+    FlowConfig c = smallConfig(2, "spherical", 1, 3);
+    auto gen = generator(5);
+    torch::Tensor data = torch::randn({64, 3, 2}, gen, torch::kFloat64);
+    torch::Tensor valid = torch::randn({16, 3, 2}, gen, torch::kFloat64);
+    const std::string dir = (std::filesystem::temp_directory_path() / "openmmbg_resume").string();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+
+    AugmentedCouplingFlow straight(c);
+    auto reference = MaximumLikelihoodTrainer(straight, data, valid, resumeOptions("")).run();
+
+    // "Killed" after epoch 2, then resumed by a fresh process-like trainer and flow.
+    MaximumLikelihoodOptions first = resumeOptions(dir + "/run.checkpoint");
+    first.stopAfterEpoch = 2;
+    AugmentedCouplingFlow interrupted(c);
+    auto partial = MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
+    ASSERT_EQ(partial.size(), 2u);
+    AugmentedCouplingFlow resumed(c);
+    std::vector<bool> restored;
+    auto full = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(dir + "/run.checkpoint"))
+                    .run([&](const EpochReport& r) { restored.push_back(r.resumed); });
+    ASSERT_EQ(full.size(), 4u);
+    EXPECT_EQ(restored, (std::vector<bool>{true, true, false, false}));
+    for (size_t e = 0; e < 4; e++) {
+        EXPECT_EQ(full[e].trainLoss, reference[e].trainLoss) << "epoch " << e + 1;
+        EXPECT_EQ(full[e].validationNll, reference[e].validationNll) << "epoch " << e + 1;
+    }
+    auto p1 = straight->parameters(), p2 = resumed->parameters();
+    for (size_t i = 0; i < p1.size(); i++)
+        ASSERT_TRUE(torch::equal(p1[i], p2[i])) << "parameter " << i << " differs after resume";
+
+    // A checkpoint from a different run is refused, not silently mixed in.
+    MaximumLikelihoodOptions other = resumeOptions(dir + "/run.checkpoint");
+    other.seed = 7;
+    AugmentedCouplingFlow f(c);
+    EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
+    std::filesystem::remove_all(dir);
 }

@@ -43,6 +43,22 @@ public:
     /** The augmented target log pi(a|x) [n]. */
     std::vector<double> logAugmentedTarget(const std::vector<double>& x, const std::vector<double>& a) const;
 
+    /**
+     * Train by maximum likelihood on configurations train [n, N, D] (validation [m, N, D] may be
+     * empty: no model selection). Options as JSON (see maximumLikelihoodOptionsFromJson in
+     * Training.h). Progress lines go to stderr when verbose. Returns the epoch reports as a JSON
+     * array; afterwards the model holds the parameters with the best validation NLL.
+     */
+    std::string trainMaximumLikelihood(const std::vector<double>& train, const std::vector<double>& validation,
+                                       const std::string& optionsJson, bool verbose);
+    /**
+     * Evaluate against a built-in target ("dw4", "lj13", "lj55") on test configurations [n, N, D]:
+     * returns JSON with nll, nll_sem, reverse_ess, forward_ess, num_test, num_aug_samples and
+     * num_ess_samples.
+     */
+    std::string evaluate(const std::string& target, const std::vector<double>& test, int numAugSamples,
+                         long long numEssSamples, long long seed) const;
+
     struct Impl;
     /** The implementation (LibTorch types); for library code only. */
     Impl& impl() const { return *impl_; }
@@ -51,5 +67,11 @@ private:
     FlowModel() = default;
     std::shared_ptr<Impl> impl_;
 };
+
+/**
+ * Reduced energies U(x)/kT [n] of a built-in target ("dw4", "lj13", "lj55") for x [n, N, D]
+ * (flat, row-major).
+ */
+std::vector<double> builtinTargetEnergies(const std::string& target, const std::vector<double>& x);
 
 }  // namespace OpenMMBG

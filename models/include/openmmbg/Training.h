@@ -62,6 +62,27 @@ struct MaximumLikelihoodOptions {
      */
     bool randomRotations = false;
     uint64_t seed = 0;
+    /**
+     * Checkpoint file (empty: none). Written atomically every `checkpointEvery` epochs; if it exists
+     * when training starts, training resumes from it exactly (same parameters, optimizer state,
+     * random streams and history), provided it was written by a run with the same configuration,
+     * options and data; otherwise run() throws.
+     */
+    std::string checkpointPath;
+    int checkpointEvery = 1;
+    /** Stop (as if killed) after this epoch; 0 runs to the end. For tests of resumption. */
+    int stopAfterEpoch = 0;
+};
+
+/** Adam (Kingma & Ba) with bias correction, its state kept in plain tensors so it can be checkpointed. */
+class AdamOptimizer {
+public:
+    AdamOptimizer(std::vector<torch::Tensor> params, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
+    /** Apply one update with learning rate lr using the parameters' current gradients. */
+    void step(double lr);
+    std::vector<torch::Tensor> params, firstMoments, secondMoments;
+    int64_t numSteps = 0;
+    double beta1, beta2, eps;
 };
 
 struct EpochReport {
@@ -72,8 +93,9 @@ struct EpochReport {
     double bestValidationNll = std::numeric_limits<double>::quiet_NaN();
     double learningRate;
     int skippedSteps;
-    double elapsed;               ///< seconds since training started
+    double elapsed;               ///< seconds of training so far, summed over resumed runs
     double eta;                   ///< estimated seconds left
+    bool resumed = false;         ///< this epoch was restored from a checkpoint, not run now
 };
 
 class MaximumLikelihoodTrainer {
@@ -84,7 +106,10 @@ public:
      */
     MaximumLikelihoodTrainer(AugmentedCouplingFlow flow, torch::Tensor train, torch::Tensor validation,
                              MaximumLikelihoodOptions options);
-    /** Train; calls onEpoch after every epoch. Restores the parameters with the best validation NLL. */
+    /**
+     * Train; calls onEpoch after every epoch (and once for each epoch restored from a checkpoint,
+     * with resumed = true). Restores the parameters with the best validation NLL.
+     */
     std::vector<EpochReport> run(const std::function<void(const EpochReport&)>& onEpoch = {});
     /** Mean marginal NLL over the validation set. */
     double validationNll(torch::Generator& generator);
@@ -96,6 +121,21 @@ private:
     torch::Tensor train, validation;
     MaximumLikelihoodOptions options;
 };
+
+/**
+ * Options from a JSON object with snake_case keys (epochs, batch_size, initial_learning_rate,
+ * peak_learning_rate, final_learning_rate, warmup_epochs, gradient_window, skip_factor,
+ * clip_factor, min_log_q, time_limit, validate_every, validation_aug_samples, patience, seed,
+ * random_rotations, checkpoint, checkpoint_every); missing keys keep their defaults, unknown keys
+ * and wrong types throw std::invalid_argument.
+ */
+MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& json);
+
+/** One progress line for an epoch: bar, loss, validation NLL, learning rate, elapsed time and ETA. */
+std::string formatEpochReport(const EpochReport& report);
+
+/** JSON object of an epoch report (the metrics-log line). */
+std::string epochReportToJson(const EpochReport& report);
 
 /** n rotation matrices [n, D, D] drawn uniformly (Haar measure on SO(D)). */
 torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options);

@@ -300,3 +300,51 @@ class Flow:
         if x.shape[0] == 0:
             return np.empty(0)
         return self._array(self._model.logAugmentedTarget(x, a), x.shape[0])
+
+    # ---- Training and evaluation ----
+
+    def train(self, x, validation=None, verbose=True, **options):
+        """Train in place by maximum likelihood on target samples ``x`` ``[n, N, D]``.
+
+        ``validation`` (``[m, N, D]``, optional) selects the model: after training the flow holds
+        the parameters with the best validation NLL. ``options`` (all optional) use the names of
+        the C++ ``MaximumLikelihoodOptions``: ``epochs`` (100), ``batch_size`` (32),
+        ``initial_learning_rate`` / ``peak_learning_rate`` / ``final_learning_rate``
+        (2e-5 / 2e-4 / 2e-5, warmup-cosine), ``warmup_epochs`` (30), ``gradient_window`` (100),
+        ``skip_factor`` (10), ``clip_factor`` (2), ``min_log_q`` (-1e4), ``time_limit`` (seconds,
+        0 = none), ``validate_every`` (10 epochs), ``validation_aug_samples`` (20), ``patience``
+        (0 = no early stopping), ``seed`` (0), ``random_rotations`` (default: on for projection
+        "none"), ``checkpoint`` (path; resumed if it exists) and ``checkpoint_every`` (1 epoch).
+        Progress goes to stderr when ``verbose``. Returns the per-epoch reports (list of dicts).
+        Data may be mdtraj/MDAnalysis coordinates converted to numpy, or openmm Quantities.
+        """
+        x = self._x(x)
+        val = self._x(validation) if validation is not None else np.empty(0)
+        if "checkpoint" in options:
+            options["checkpoint"] = _as_path(options["checkpoint"])
+        reports = self._model.trainMaximumLikelihood(
+            x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
+        return json.loads(reports)
+
+    def evaluate(self, target, x, num_aug_samples=20, num_ess_samples=10000, seed=0):
+        """Evaluate against a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``) on test samples ``x``.
+
+        Returns a dict with ``nll`` (mean marginal NLL over test points, ``num_aug_samples``
+        augmented samples each), ``nll_sem`` (its standard error over test points),
+        ``reverse_ess`` (fraction, on ``num_ess_samples`` flow samples) and ``forward_ess``
+        (fraction, on the test points), both unclipped, and the counts used.
+        """
+        x = self._x(x)
+        out = self._model.evaluate(str(target), x, _as_int(num_aug_samples, "num_aug_samples"),
+                                   _as_int(num_ess_samples, "num_ess_samples"), _as_seed(seed))
+        return json.loads(out)
+
+
+def target_energies(target, x):
+    """Reduced energies U(x)/kT ``[n]`` of a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``)
+    for configurations ``x`` ``[n, N, D]`` (reduced length units)."""
+
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if x.ndim == 2:
+        x = x[np.newaxis]
+    return np.frombuffer(_swig.builtinTargetEnergies(str(target), x.reshape(-1)), dtype=np.float64).copy()

@@ -1,0 +1,48 @@
+#pragma once
+/**
+ * Estimators used to evaluate a flow against a target (eacf-reference.md, "Estimators"). Importance
+ * weights are on the augmented space: log w = log p~(x) + log pi(a|x) - log q(x, a), with
+ * log p~(x) = -U(x)/kT from the target.
+ */
+#include "openmmbg/AugmentedCouplingFlow.h"
+#include "openmmbg/Target.h"
+
+namespace OpenMMBG {
+
+/** Kish effective sample size as a fraction of n: 1 / (n sum softmax(log w)^2). NaN weights count as zero. */
+double effectiveSampleSizeFraction(const torch::Tensor& logWeights);
+
+/**
+ * Forward ESS fraction from weights of samples of the target: 1 / (mean(w) mean(1/w)); independent
+ * of the normalising constant.
+ */
+double forwardEffectiveSampleSizeFraction(const torch::Tensor& logWeights);
+
+/** log w for (x, a) [B]. */
+torch::Tensor logImportanceWeights(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& x,
+                                   const torch::Tensor& a, const torch::Tensor& logQ);
+
+/** Reverse ESS fraction on n flow samples, drawn in batches. Also returns the log weights. */
+std::pair<double, torch::Tensor> reverseEss(AugmentedCouplingFlow& flow, Target& target, int64_t n,
+                                            torch::Generator& generator, int64_t batchSize = 1000);
+
+/** Forward ESS fraction on target samples x [m, N, D] (one a ~ pi(a|x) each). */
+std::pair<double, torch::Tensor> forwardEss(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& x,
+                                            torch::Generator& generator, int64_t batchSize = 1000);
+
+/** The standard evaluation of a flow on test data (what `openmmbg evaluate` reports). */
+struct EvaluationResult {
+    double nll;          ///< mean over test points of -log q(x), marginal estimator with K augmented samples
+    double nllSem;       ///< standard error of that mean over test points
+    double reverseEss;   ///< fraction in [0, 1], unclipped
+    double forwardEss;   ///< fraction in [0, 1], unclipped
+    int64_t numTest, numAugSamples, numEssSamples;
+    /** JSON object with keys nll, nll_sem, reverse_ess, forward_ess, num_test, num_aug_samples, num_ess_samples. */
+    std::string toJson() const;
+};
+
+/** NLL (K augmented samples), reverse ESS (numEssSamples flow samples) and forward ESS on `test`. */
+EvaluationResult evaluateFlow(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& test,
+                              int numAugSamples, int64_t numEssSamples, uint64_t seed);
+
+}  // namespace OpenMMBG

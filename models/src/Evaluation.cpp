@@ -1,0 +1,95 @@
+#include "openmmbg/Evaluation.h"
+
+#include "openmmbg/Training.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace OpenMMBG {
+
+namespace {
+
+torch::Tensor finiteOrMinusInf(const torch::Tensor& logWeights) {
+    torch::Tensor lw = logWeights.to(torch::kFloat64);
+    return torch::where(torch::isnan(lw), torch::full_like(lw, -INFINITY), lw);
+}
+
+}  // namespace
+
+double effectiveSampleSizeFraction(const torch::Tensor& logWeights) {
+    torch::Tensor lw = finiteOrMinusInf(logWeights);
+    if (!torch::isfinite(lw).any().item<bool>())
+        return 0.0;
+    torch::Tensor p = torch::softmax(lw, 0);
+    return 1.0 / (p * p).sum().item<double>() / double(lw.size(0));
+}
+
+double forwardEffectiveSampleSizeFraction(const torch::Tensor& logWeights) {
+    torch::Tensor lw = finiteOrMinusInf(logWeights);
+    const double logN = std::log(double(lw.size(0)));
+    // A zero weight on a target sample makes mean(1/w) infinite: the flow misses that region.
+    if (!torch::isfinite(lw).all().item<bool>())
+        return 0.0;
+    const double logMeanW = torch::logsumexp(lw, 0).item<double>() - logN;
+    const double logMeanInvW = torch::logsumexp(-lw, 0).item<double>() - logN;
+    return std::exp(-(logMeanW + logMeanInvW));
+}
+
+torch::Tensor logImportanceWeights(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& x,
+                                   const torch::Tensor& a, const torch::Tensor& logQ) {
+    torch::Tensor energies = target.energy(x.to(torch::kFloat64)).to(torch::kFloat64);
+    return -energies + flow->logAugmentedTarget(x, a).to(torch::kFloat64) - logQ.to(torch::kFloat64);
+}
+
+std::pair<double, torch::Tensor> reverseEss(AugmentedCouplingFlow& flow, Target& target, int64_t n,
+                                            torch::Generator& generator, int64_t batchSize) {
+    torch::NoGradGuard guard;
+    std::vector<torch::Tensor> parts;
+    for (int64_t done = 0; done < n; done += batchSize) {
+        FlowSample s = flow->sample(std::min(batchSize, n - done), generator);
+        parts.push_back(logImportanceWeights(flow, target, s.x, s.a, s.logQ));
+    }
+    torch::Tensor lw = torch::cat(parts);
+    return {effectiveSampleSizeFraction(lw), lw};
+}
+
+std::pair<double, torch::Tensor> forwardEss(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& xData,
+                                            torch::Generator& generator, int64_t batchSize) {
+    torch::NoGradGuard guard;
+    torch::Tensor x = xData.to(flow->options().dtype());
+    x = x - x.mean(1, true);
+    std::vector<torch::Tensor> parts;
+    for (int64_t start = 0; start < x.size(0); start += batchSize) {
+        torch::Tensor xb = x.narrow(0, start, std::min(batchSize, x.size(0) - start));
+        torch::Tensor a = flow->sampleAugmented(xb, generator);
+        parts.push_back(logImportanceWeights(flow, target, xb, a, flow->logProb(xb, a)));
+    }
+    torch::Tensor lw = torch::cat(parts);
+    return {forwardEffectiveSampleSizeFraction(lw), lw};
+}
+
+std::string EvaluationResult::toJson() const {
+    nlohmann::json j = {{"nll", nll}, {"nll_sem", nllSem}, {"reverse_ess", reverseEss}, {"forward_ess", forwardEss},
+                        {"num_test", numTest}, {"num_aug_samples", numAugSamples}, {"num_ess_samples", numEssSamples}};
+    return j.dump();
+}
+
+EvaluationResult evaluateFlow(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& test,
+                              int numAugSamples, int64_t numEssSamples, uint64_t seed) {
+    TORCH_CHECK(numAugSamples >= 1 && numEssSamples >= 1, "evaluate: sample counts must be positive");
+    TORCH_CHECK(test.dim() == 3 && test.size(1) == target.numParticles() && test.size(2) == target.dim(),
+                "evaluate: test data must be [n, ", target.numParticles(), ", ", target.dim(), "]");
+    flow->eval();
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    EvaluationResult r;
+    std::tie(r.nll, r.nllSem) = marginalNll(flow, test, numAugSamples, gen);
+    r.reverseEss = reverseEss(flow, target, numEssSamples, gen).first;
+    r.forwardEss = forwardEss(flow, target, test, gen).first;
+    r.numTest = test.size(0);
+    r.numAugSamples = numAugSamples;
+    r.numEssSamples = numEssSamples;
+    return r;
+}
+
+}  // namespace OpenMMBG
