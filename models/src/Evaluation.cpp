@@ -71,6 +71,7 @@ std::pair<double, torch::Tensor> forwardEss(AugmentedCouplingFlow& flow, Target&
 
 std::string EvaluationResult::toJson() const {
     nlohmann::json j = {{"nll", nll}, {"nll_sem", nllSem}, {"reverse_ess", reverseEss}, {"forward_ess", forwardEss},
+                        {"log_z", logZ}, {"nll_floor", nllFloor},
                         {"num_test", numTest}, {"num_aug_samples", numAugSamples}, {"num_ess_samples", numEssSamples}};
     return j.dump();
 }
@@ -84,7 +85,14 @@ EvaluationResult evaluateFlow(AugmentedCouplingFlow& flow, Target& target, const
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     EvaluationResult r;
     std::tie(r.nll, r.nllSem) = marginalNll(flow, test, numAugSamples, gen);
-    r.reverseEss = reverseEss(flow, target, numEssSamples, gen).first;
+    torch::Tensor reverseLogW;
+    std::tie(r.reverseEss, reverseLogW) = reverseEss(flow, target, numEssSamples, gen);
+    torch::Tensor finiteLogW = finiteOrMinusInf(reverseLogW);
+    r.logZ = torch::logsumexp(finiteLogW, 0).item<double>() - std::log(double(finiteLogW.size(0)));
+    {
+        torch::NoGradGuard noGrad;
+        r.nllFloor = target.energy(test.to(torch::kFloat64)).mean().item<double>() + r.logZ;
+    }
     r.forwardEss = forwardEss(flow, target, test, gen).first;
     r.numTest = test.size(0);
     r.numAugSamples = numAugSamples;

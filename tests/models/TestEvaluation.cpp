@@ -80,3 +80,23 @@ TEST(EffectiveSampleSize, MismatchedGaussianMatchesTheory) {
     EXPECT_NEAR(rev, 1.0 / second, 0.015);
     EXPECT_LT(rev, 0.99);
 }
+
+TEST(EffectiveSampleSize, EvaluateFlowGivesLogZAndTheNllFloor) {
+    // Perfect flow for a unit Gaussian on k = (N-1) D = 9 dims: Z = (2 pi)^(k/2) exactly, and the
+    // floor E_p[U] + log Z is the Gaussian's entropy k/2 (1 + log 2 pi), which the marginal NLL of the
+    // perfect flow estimates (statistically: tolerance 4 standard errors).
+    FlowConfig c = smallConfig(3, "spherical", 1, 4);
+    c.identityInit = true;
+    AugmentedCouplingFlow flow(c);
+    GaussianTarget target(4, 3, 1.0);
+    auto gen = generator(3);
+    torch::Tensor data = CentreOfMassFreeGaussian::sample(2000, 4, 3, gen, torch::kFloat64);
+    EvaluationResult r = evaluateFlow(flow, target, data, 4, 500, 1);
+    const double k = 9.0;
+    EXPECT_NEAR(r.logZ, 0.5 * k * std::log(2 * M_PI), 1e-9);
+    EXPECT_NEAR(r.nllFloor, r.nll, 1e-9) << "for the perfect flow the NLL is its own floor on the same points";
+    EXPECT_NEAR(r.nll, 0.5 * k * (1 + std::log(2 * M_PI)), 4 * r.nllSem);
+    EXPECT_NEAR(r.reverseEss, 1.0, 1e-9);
+    EXPECT_NEAR(r.forwardEss, 1.0, 1e-9);
+    EXPECT_EQ(r.numTest, 2000);
+}

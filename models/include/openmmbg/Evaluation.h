@@ -36,8 +36,15 @@ struct EvaluationResult {
     double nllSem;       ///< standard error of that mean over test points
     double reverseEss;   ///< fraction in [0, 1], unclipped
     double forwardEss;   ///< fraction in [0, 1], unclipped
+    /** log Z of the target by importance sampling with the flow's samples (the reverse-ESS weights). */
+    double logZ;
+    /**
+     * E_p[U/kT] (mean over the test points) + log Z: the NLL of a perfect model, the floor under nll
+     * (same density conventions: zero-CoM positions).
+     */
+    double nllFloor;
     int64_t numTest, numAugSamples, numEssSamples;
-    /** JSON object with keys nll, nll_sem, reverse_ess, forward_ess, num_test, num_aug_samples, num_ess_samples. */
+    /** JSON object with keys nll, nll_sem, reverse_ess, forward_ess, log_z, nll_floor, num_test, num_aug_samples, num_ess_samples. */
     std::string toJson() const;
 };
 

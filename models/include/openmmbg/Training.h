@@ -111,12 +111,12 @@ public:
      * with resumed = true). Restores the parameters with the best validation NLL.
      */
     std::vector<EpochReport> run(const std::function<void(const EpochReport&)>& onEpoch = {});
+    /** Compute the masked loss of one batch and its gradients; returns the mean loss of kept samples. */
+    double trainStep(const torch::Tensor& batch, torch::Generator& generator);
     /** Mean marginal NLL over the validation set. */
     double validationNll(torch::Generator& generator);
 
 private:
-    /** Compute the masked loss of one batch and its gradients; returns the mean loss of kept samples. */
-    double trainStep(const torch::Tensor& batch, torch::Generator& generator);
     AugmentedCouplingFlow flow;
     torch::Tensor train, validation;
     MaximumLikelihoodOptions options;
