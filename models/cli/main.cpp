@@ -6,6 +6,7 @@
 //
 // Errors print one line "openmmbg: error: ..." and exit with status 1 (2 for usage errors).
 #include "openmmbg/DataIO.h"
+#include "openmmbg/DcdReader.h"
 #include "openmmbg/Evaluation.h"
 #include "openmmbg/FlowModelImpl.h"
 #include "openmmbg/ModelFile.h"
@@ -19,6 +20,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -36,8 +38,13 @@ const char* USAGE = R"(usage: openmmbg <command> [options]
 commands:
   info      print a model's full configuration and parameter count as JSON
               --config JSON | --model FILE
-  train     train a flow by maximum likelihood on a built-in data set
-              --system dw4|lj13        data set (../shared/data/efm splits)
+  train     train a flow by maximum likelihood on a built-in data set or your own data
+              --system dw4|lj13        built-in data set (../shared/data/efm splits), or:
+              --data FILE              .npy ([n, N, D] or [n, N*D], float32/64) or .dcd (OpenMM
+                                       DCDReporter; read in nm) configurations to train on
+              --validation-data FILE   validation configurations (default: the last 10% of --data)
+              --particles LIST         particle indices to keep, e.g. 0,1,4-9 (default all)
+              --dim D                  spatial dimension of a flat [n, N*D] .npy (default 3)
               --data-dir DIR           folder holding efm/ (default: $OPENMMBG_DATA_DIR)
               --output FILE            where to write the .bgm model (written atomically)
               --projection P           spherical|cartesian|vector|none (default spherical)
@@ -56,6 +63,9 @@ commands:
               --checkpoint-every N     epochs between checkpoints (default 1)
   evaluate  evaluate a model on a test split; prints JSON
               --model FILE --system dw4|lj13 --data-dir DIR
+              --test-data FILE         your own test configurations (.npy/.dcd; with
+                                       --particles/--dim as for train); without --system only
+                                       the NLL is computed (ESS needs a target)
               --num-aug-samples K      default 20
               --num-test N             default: the whole test split
               --num-ess-samples N      flow samples for the reverse ESS (default 10000)
@@ -177,6 +187,64 @@ torch::Tensor loadSplit(const std::string& dir, const std::string& file, const D
     return toTensor(asConfigurations(sliceRows(raw, begin, end), ds.numParticles, ds.dim, true, path));
 }
 
+// "0,1,4-9" -> {0, 1, 4, 5, 6, 7, 8, 9}
+std::vector<int64_t> parseParticles(const std::string& text) {
+    std::vector<int64_t> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            size_t dash = item.find('-');
+            if (dash == std::string::npos) {
+                out.push_back(std::stoll(item));
+            } else {
+                int64_t a = std::stoll(item.substr(0, dash)), b = std::stoll(item.substr(dash + 1));
+                if (b < a)
+                    throw std::invalid_argument(item);
+                for (int64_t i = a; i <= b; i++)
+                    out.push_back(i);
+            }
+        } catch (const std::exception&) {
+            throw UsageError("--particles: cannot read '" + item + "' (expected a list like 0,1,4-9)");
+        }
+    }
+    return out;
+}
+
+// Configurations [n, N, D] from a .npy or .dcd file, optionally restricted to some particles.
+torch::Tensor loadConfigurations(const std::string& path, const std::vector<int64_t>& particles, int dim) {
+    const std::string ext = std::filesystem::path(path).extension().string();
+    Array a;
+    if (ext == ".dcd") {
+        DcdReadOptions options;
+        options.particles = particles;
+        a = readDcd(path, options);
+    } else if (ext == ".npy") {
+        Array raw = readNpy(path);
+        if (raw.shape.size() == 3)
+            a = raw;
+        else if (raw.shape.size() == 2 && raw.shape[1] % dim == 0)
+            a = asConfigurations(raw, int(raw.shape[1] / dim), dim, false, path);
+        else
+            throw std::runtime_error("'" + path + "': expected an array [n, N, D] or [n, N*D], got " +
+                                     std::to_string(raw.shape.size()) + " dimensions");
+        if (!particles.empty()) {
+            torch::Tensor t = toTensor(a);
+            for (int64_t i : particles)
+                if (i < 0 || i >= t.size(1))
+                    throw std::runtime_error("'" + path + "': particle index " + std::to_string(i) + " is out of range (" +
+                                             std::to_string(t.size(1)) + " particles)");
+            return t.index_select(1, torch::tensor(particles, torch::kLong));
+        }
+    } else {
+        throw std::runtime_error("'" + path + "': unknown data format '" + ext + "' (expected .npy or .dcd)");
+    }
+    torch::Tensor t = toTensor(a);
+    if (!torch::isfinite(t).all().item<bool>())
+        throw std::runtime_error("'" + path + "' holds non-finite coordinates");
+    return t;
+}
+
 std::string formatSeconds(double s) {
     char buf[32];
     int total = int(std::lround(s));
@@ -200,10 +268,20 @@ int commandInfo(Args& args) {
 }
 
 int commandTrain(Args& args) {
-    DataSet ds = dataSet(args.require("system"));
+    const std::string dataPath = args.get("data"), validationPath = args.get("validation-data");
+    const std::vector<int64_t> particles = parseParticles(args.get("particles"));
+    const int flatDim = int(args.getInt("dim", 3));
+    if (dataPath.empty() == !args.has("system"))
+        throw UsageError("give exactly one of --system and --data");
+    if (dataPath.empty() && (!validationPath.empty() || !particles.empty()))
+        throw UsageError("--validation-data and --particles go with --data");
+    DataSet ds = dataPath.empty() ? dataSet(args.get("system"))
+                                  : DataSet{"user data", 0, 0, dataPath, 0, validationPath, 0, -1, "", 100};
     const std::string dataDirOption = args.get("data-dir");
     const std::string output = args.require("output");
-    json config = {{"num_particles", ds.numParticles}, {"dim", ds.dim}, {"projection", args.get("projection", "spherical")}};
+    json config = {{"projection", args.get("projection", "spherical")}};
+    if (dataPath.empty())
+        config.update({{"num_particles", ds.numParticles}, {"dim", ds.dim}});
     if (args.has("config")) {
         json extra;
         try {
@@ -232,8 +310,33 @@ int commandTrain(Args& args) {
     args.checkAllUsed();
     if (o.epochs < 1 || o.batchSize < 1 || numTrain < 1)
         throw UsageError("--epochs, --batch-size and --num-train must be positive");
-    const std::string dir = resolveDataDir(dataDirOption);
-    if (ds.trainFile == ds.validationFile && ds.trainBegin + numTrain > ds.validationBegin)
+    torch::Tensor train, validation;
+    if (!dataPath.empty()) {
+        train = loadConfigurations(dataPath, particles, flatDim);
+        if (!validationPath.empty()) {
+            validation = loadConfigurations(validationPath, particles, flatDim);
+        } else {
+            const int64_t held = std::max<int64_t>(1, train.size(0) / 10);
+            if (train.size(0) < 2)
+                throw std::runtime_error("'" + dataPath + "' holds fewer than 2 configurations");
+            validation = train.narrow(0, train.size(0) - held, held);
+            train = train.narrow(0, 0, train.size(0) - held);
+        }
+        if (args.has("num-train"))
+            train = train.narrow(0, 0, std::min<int64_t>(numTrain, train.size(0)));
+        for (auto [key, value] : {std::pair<const char*, int64_t>{"num_particles", train.size(1)}, {"dim", train.size(2)}}) {
+            if (config.contains(key) && config[key] != value)
+                throw std::runtime_error(std::string("--config ") + key + " = " + config[key].dump() + " but the data have " +
+                                         std::to_string(value));
+            config[key] = value;
+        }
+        if (validation.size(1) != train.size(1) || validation.size(2) != train.size(2))
+            throw std::runtime_error("validation data have " + std::to_string(validation.size(1)) +
+                                     " particles in " + std::to_string(validation.size(2)) + "-D, training data " +
+                                     std::to_string(train.size(1)) + " in " + std::to_string(train.size(2)) + "-D");
+    }
+    const std::string dir = dataPath.empty() ? resolveDataDir(dataDirOption) : "";
+    if (dataPath.empty() && ds.trainFile == ds.validationFile && ds.trainBegin + numTrain > ds.validationBegin)
         throw UsageError("--num-train " + std::to_string(numTrain) + " would overlap the " + ds.name +
                          " validation rows starting at " + std::to_string(ds.validationBegin));
 
@@ -243,8 +346,10 @@ int commandTrain(Args& args) {
         std::filesystem::create_directories(outPath.parent_path());
     // The Non-E-ACF baseline is not rotation equivariant: train it with random-rotation augmentation.
     o.randomRotations = cfg.projection == "none";
-    torch::Tensor train = loadSplit(dir, ds.trainFile, ds, ds.trainBegin, ds.trainBegin + numTrain);
-    torch::Tensor validation = loadSplit(dir, ds.validationFile, ds, ds.validationBegin, ds.validationEnd);
+    if (dataPath.empty()) {
+        train = loadSplit(dir, ds.trainFile, ds, ds.trainBegin, ds.trainBegin + numTrain);
+        validation = loadSplit(dir, ds.validationFile, ds, ds.validationBegin, ds.validationEnd);
+    }
     // Model selection uses the first --num-validation points to keep validation cheap.
     validation = validation.narrow(0, 0, std::min<int64_t>(std::max<int64_t>(numValidation, 1), validation.size(0)));
     AugmentedCouplingFlow flow(cfg);
@@ -279,7 +384,13 @@ int commandTrain(Args& args) {
 
 int commandEvaluate(Args& args) {
     const std::string modelPath = args.require("model");
-    DataSet ds = dataSet(args.require("system"));
+    const std::string testPath = args.get("test-data");
+    const std::vector<int64_t> particles = parseParticles(args.get("particles"));
+    const int flatDim = int(args.getInt("dim", 3));
+    if (testPath.empty() && !args.has("system"))
+        throw UsageError("missing required option --system (or give --test-data)");
+    const bool hasSystem = args.has("system");
+    DataSet ds = hasSystem ? dataSet(args.get("system")) : DataSet{"user data", 0, 0, "", 0, "", 0, 0, testPath, 0};
     const std::string dataDirOption = args.get("data-dir");
     const int K = int(args.getInt("num-aug-samples", 20));
     const int64_t numTest = args.getInt("num-test", -1);
@@ -290,18 +401,32 @@ int commandEvaluate(Args& args) {
         throw UsageError("--num-ess-samples must be positive");
     if (K < 1)
         throw UsageError("--num-aug-samples must be positive");
-    const std::string dir = resolveDataDir(dataDirOption);
     AugmentedCouplingFlow flow = loadFlow(modelPath);
-    if (flow->config().numParticles != ds.numParticles || flow->config().dim != ds.dim)
+    torch::Tensor test = testPath.empty() ? loadSplit(resolveDataDir(dataDirOption), ds.testFile, ds, 0, -1)
+                                          : loadConfigurations(testPath, particles, flatDim);
+    if (!hasSystem) {
+        ds.numParticles = int(test.size(1));
+        ds.dim = int(test.size(2));
+    }
+    if (flow->config().numParticles != ds.numParticles || flow->config().dim != ds.dim || test.size(1) != ds.numParticles ||
+        test.size(2) != ds.dim)
         throw std::runtime_error("model '" + modelPath + "' describes " + std::to_string(flow->config().numParticles) +
                                  " particles in " + std::to_string(flow->config().dim) + "-D, not the " + ds.name +
                                  " system");
-    torch::Tensor test = loadSplit(dir, ds.testFile, ds, 0, -1);
     if (numTest > 0)
         test = test.narrow(0, 0, std::min<int64_t>(numTest, test.size(0)));
-    std::shared_ptr<Target> target = makeBuiltinTarget(ds.name);
-    EvaluationResult result = evaluateFlow(flow, *target, test, K, numEss, seed);
-    json out = json::parse(result.toJson());
+    json out;
+    if (hasSystem) {
+        std::shared_ptr<Target> target = makeBuiltinTarget(ds.name);
+        out = json::parse(evaluateFlow(flow, *target, test, K, numEss, seed).toJson());
+    } else {
+        // No target energy: only the likelihood of the test data can be estimated.
+        flow->eval();
+        torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+        auto [nll, sem] = marginalNll(flow, test, K, gen);
+        out = {{"nll", nll}, {"nll_sem", sem}, {"reverse_ess", nullptr}, {"forward_ess", nullptr},
+               {"num_test", test.size(0)}, {"num_aug_samples", K}, {"test_data", testPath}};
+    }
     out.update({{"model", modelPath}, {"system", ds.name}, {"seed", seed}});
     std::cout << out.dump(2) << std::endl;
     return 0;

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 CLI = os.environ.get("OPENMMBG_CLI")
@@ -36,7 +37,8 @@ def test_info_prints_full_config_and_parameter_count():
     (("train", "--system", "qm9", "--output", "x.bgm"), 2, "unknown system"),
     (("train", "--system", "dw4", "--epochs", "many", "--output", "x.bgm", "--data-dir", "/tmp"), 2, "integer"),
     (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp", "--bogus", "1"), 2, "--bogus"),
-    (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp"), 1, "efm"),
+    (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp"), 1, "m.bgm"),
+    (("train", "--system", "dw4", "--data-dir", "/tmp", "--output", "/tmp/x.bgm"), 1, "efm"),
 ])
 def test_errors_are_one_line_with_nonzero_exit(args, code, fragment):
     r = run(*args)
@@ -71,3 +73,45 @@ def test_train_then_evaluate_on_dw4(tmp_path):
     # The wrong system is refused by name.
     w = run("evaluate", "--model", str(model), "--system", "lj13", "--data-dir", DATA)
     assert w.returncode == 1 and "lj13" in w.stderr
+
+
+def test_train_and_evaluate_on_user_npy_and_dcd(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4, 2)) * 1.5
+    np.save(tmp_path / "train.npy", x.astype(np.float32))
+    np.save(tmp_path / "test.npy", x[:20].reshape(20, 8))  # flat [n, N*D] float64
+    model = tmp_path / "user.bgm"
+    r = run("train", "--data", str(tmp_path / "train.npy"), "--config", TINY, "--epochs", "1", "--validate-every", "1",
+            "--output", str(model))
+    assert r.returncode == 0, r.stderr
+    assert "54 training / 6 validation points" in r.stderr  # the last 10% are held out
+    e = run("evaluate", "--model", str(model), "--test-data", str(tmp_path / "test.npy"), "--dim", "2",
+            "--num-aug-samples", "2")
+    assert e.returncode == 0, e.stderr
+    out = json.loads(e.stdout)
+    assert out["num_test"] == 20 and out["reverse_ess"] is None and np.isfinite(out["nll"])
+    e2 = run("evaluate", "--model", str(model), "--system", "dw4", "--test-data", str(tmp_path / "test.npy"), "--dim",
+             "2", "--num-aug-samples", "2", "--num-ess-samples", "50")
+    assert e2.returncode == 0, e2.stderr
+    assert 0 <= json.loads(e2.stdout)["reverse_ess"] <= 1
+    bad = run("train", "--data", str(tmp_path / "train.npy"), "--system", "dw4", "--output", str(model))
+    assert bad.returncode == 2 and "exactly one of --system and --data" in bad.stderr
+
+    # A DCD written by OpenMM, three of its four particles selected (nm in, nm out).
+    app = pytest.importorskip("openmm.app")
+    unit = pytest.importorskip("openmm.unit")
+    top = app.Topology()
+    residue = top.addResidue("X", top.addChain())
+    for _ in range(4):
+        top.addAtom("Ar", app.Element.getBySymbol("Ar"), residue)
+    with open(tmp_path / "traj.dcd", "wb") as f:
+        dcd = app.DCDFile(f, top, 0.001 * unit.picoseconds)
+        for frame in rng.standard_normal((30, 4, 3)):
+            dcd.writeModel(frame * unit.nanometer)
+    r = run("train", "--data", str(tmp_path / "traj.dcd"), "--particles", "0,2-3", "--config", TINY, "--epochs", "1",
+            "--output", str(tmp_path / "dcd.bgm"))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(run("info", "--model", str(tmp_path / "dcd.bgm")).stdout)
+    assert info["config"]["num_particles"] == 3 and info["config"]["dim"] == 3
+    oob = run("train", "--data", str(tmp_path / "traj.dcd"), "--particles", "0,7", "--output", str(tmp_path / "x.bgm"))
+    assert oob.returncode == 1 and "7" in oob.stderr
