@@ -139,3 +139,31 @@ def test_reader_errors(tmp_path):
     not_dcd = tmp_path / "not.dcd"
     not_dcd.write_text("HETATM    1  C   MOL A   1       0.000   0.000   0.000\n" * 10)
     assert "not a DCD file" in dump_error(not_dcd)
+
+
+def test_python_read_dcd_matches_openmm_positions(tmp_path):
+    """openmmbg.read_dcd: the positions OpenMM wrote, in nm, with a particle subset and a stride."""
+    import numpy as np
+    import openmm.app as app
+    import openmm.unit as unit
+
+    import openmmbg
+
+    top = app.Topology()
+    residue = top.addResidue("X", top.addChain())
+    for _ in range(5):
+        top.addAtom("Ar", app.Element.getBySymbol("Ar"), residue)
+    frames = np.random.default_rng(1).standard_normal((7, 5, 3))
+    with open(tmp_path / "t.dcd", "wb") as f:
+        dcd = app.DCDFile(f, top, 0.002 * unit.picoseconds)
+        for frame in frames:
+            dcd.writeModel(frame * unit.nanometer)
+    everything = openmmbg.read_dcd(tmp_path / "t.dcd")
+    assert everything.shape == (7, 5, 3)
+    np.testing.assert_allclose(everything, frames.astype(np.float32), rtol=1e-6, atol=1e-6)
+    some = openmmbg.read_dcd(tmp_path / "t.dcd", particles=[4, 0], begin=1, stride=3)
+    np.testing.assert_allclose(some, frames[1::3][:, [4, 0]].astype(np.float32), rtol=1e-6, atol=1e-6)
+    import pytest
+
+    with pytest.raises(RuntimeError, match="out of range"):
+        openmmbg.read_dcd(tmp_path / "t.dcd", particles=[9])

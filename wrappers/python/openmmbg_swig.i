@@ -151,3 +151,28 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
 }
 
 %include "openmmbg/FlowModel.h"
+
+%{
+#include "openmmbg/DcdReader.h"
+%}
+
+%inline %{
+namespace OpenMMBG {
+/**
+ * DCD positions in nm, flat [frames * n * 3] (private helper of openmmbg.read_dcd). `particles`
+ * holds integer indices as float64 (empty: all); end < 0 reads to the last frame.
+ */
+std::vector<double> readDcdFlat(const std::string& path, const std::vector<double>& particles, long long begin,
+                                long long end, long long stride) {
+    DcdReadOptions options;
+    for (double p : particles)
+        options.particles.push_back(int64_t(p));
+    options.begin = begin;
+    options.end = end;
+    options.stride = stride;
+    return readDcd(path, options).values;
+}
+/** Number of particles stored in a DCD file. */
+long long dcdNumParticles(const std::string& path) { return readDcdHeader(path).numParticles; }
+}
+%}

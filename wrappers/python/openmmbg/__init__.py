@@ -12,11 +12,11 @@ Importing this package loads the project's OpenMM plugins (when openmm is instal
 """
 import os as _os
 
-from ._flow import Flow, target_energies
+from ._flow import Flow, read_dcd, target_energies
 from . import evaluation
 from ._version import __version__
 
-__all__ = ["Flow", "target_energies", "evaluation", "__version__"]
+__all__ = ["Flow", "read_dcd", "target_energies", "evaluation", "__version__"]
 
 
 def _plugin_directory():

@@ -348,3 +348,18 @@ def target_energies(target, x):
     if x.ndim == 2:
         x = x[np.newaxis]
     return np.frombuffer(_swig.builtinTargetEnergies(str(target), x.reshape(-1)), dtype=np.float64).copy()
+
+
+def read_dcd(path, particles=None, begin=0, end=None, stride=1):
+    """Read a DCD trajectory (as written by OpenMM's DCDReporter) into a float64 array
+    ``[frames, n, 3]`` in nm, e.g. to train a flow with :meth:`Flow.train`.
+
+    ``particles``: indices to keep, in that order (default all); ``begin``/``end``/``stride`` select
+    frames. Malformed or truncated files raise RuntimeError naming the problem.
+    """
+    path = _as_path(path)
+    selected = np.ascontiguousarray(np.asarray([] if particles is None else particles, dtype=np.float64).reshape(-1))
+    n = len(selected) if particles is not None else _swig.dcdNumParticles(path)
+    flat = np.frombuffer(_swig.readDcdFlat(path, selected, int(begin), -1 if end is None else int(end), int(stride)),
+                         dtype=np.float64).copy()
+    return flat.reshape(-1, n, 3)
