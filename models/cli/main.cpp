@@ -11,6 +11,7 @@
 #include "openmmbg/FlowModelImpl.h"
 #include "openmmbg/ModelFile.h"
 #include "openmmbg/Training.h"
+#include "OpenMMSystemTargetImpl.h"
 
 #include <nlohmann/json.hpp>
 
@@ -66,6 +67,11 @@ commands:
               --test-data FILE         your own test configurations (.npy/.dcd; with
                                        --particles/--dim as for train); without --system only
                                        the NLL is computed (ESS needs a target)
+              --openmm-system FILE     target: an OpenMM System serialized to XML (e.g. by
+                                       openmm.XmlSerializer); positions in nm; gives ESS
+                                       for --test-data
+              --temperature K          temperature of that target (default: the model's)
+              --platform NAME          OpenMM platform for its energies (default Reference)
               --num-aug-samples K      default 20
               --num-test N             default: the whole test split
               --num-ess-samples N      flow samples for the reverse ESS (default 10000)
@@ -389,6 +395,13 @@ int commandEvaluate(Args& args) {
     const int flatDim = int(args.getInt("dim", 3));
     if (testPath.empty() && !args.has("system"))
         throw UsageError("missing required option --system (or give --test-data)");
+    const std::string systemXmlPath = args.get("openmm-system");
+    const double temperatureOption = args.getDouble("temperature", 0);
+    const std::string platform = args.get("platform", "Reference");
+    if (!systemXmlPath.empty() && args.has("system"))
+        throw UsageError("give at most one of --system and --openmm-system");
+    if (systemXmlPath.empty() && (args.has("temperature") || args.has("platform")))
+        throw UsageError("--temperature and --platform go with --openmm-system");
     const bool hasSystem = args.has("system");
     DataSet ds = hasSystem ? dataSet(args.get("system")) : DataSet{"user data", 0, 0, "", 0, "", 0, 0, testPath, 0};
     const std::string dataDirOption = args.get("data-dir");
@@ -419,6 +432,19 @@ int commandEvaluate(Args& args) {
     if (hasSystem) {
         std::shared_ptr<Target> target = makeBuiltinTarget(ds.name);
         out = json::parse(evaluateFlow(flow, *target, test, K, numEss, seed).toJson());
+    } else if (!systemXmlPath.empty()) {
+        if (flow->config().lengthUnit != "nm" || flow->config().dim != 3)
+            throw std::runtime_error("--openmm-system needs a 3-D model in nm (this one: " +
+                                     std::to_string(flow->config().dim) + "-D, " + flow->config().lengthUnit + ")");
+        const double temperature = temperatureOption > 0 ? temperatureOption : flow->config().temperature;
+        auto system = std::shared_ptr<OpenMMSystemTarget>(
+            OpenMMSystemTarget::fromXml(readFileBytes(systemXmlPath), temperature, {}, {}, platform));
+        if (system->getNumParticles() != flow->config().numParticles)
+            throw std::runtime_error("'" + systemXmlPath + "' has " + std::to_string(system->getNumParticles()) +
+                                     " particles but the model describes " + std::to_string(flow->config().numParticles));
+        OpenMMSystemTargetImpl target(system);
+        out = json::parse(evaluateFlow(flow, target, test, K, numEss, seed).toJson());
+        out.update({{"openmm_system", systemXmlPath}, {"temperature", temperature}, {"test_data", testPath}});
     } else {
         // No target energy: only the likelihood of the test data can be estimated.
         flow->eval();
