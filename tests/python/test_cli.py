@@ -153,3 +153,36 @@ def test_evaluate_against_an_openmm_system(tmp_path):
                 "--test-data", str(tmp_path / "test.npy"), "--temperature", "600", "--num-aug-samples", "2",
                 "--num-ess-samples", "100")
     assert wrong.returncode == 0 and json.loads(wrong.stdout)["reverse_ess"] < 0.99  # kT halves the well
+
+
+@pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "efm")), reason="no ../shared/data")
+def test_training_resumes_exactly_after_sigkill(tmp_path):
+    """Kill -9 a training run once it has checkpointed, run the same command again: it resumes and
+    ends with exactly the parameters of an uninterrupted run."""
+    import signal
+    import time
+
+    def command(out):
+        return [CLI, "train", "--system", "dw4", "--data-dir", DATA, "--config", TINY, "--epochs", "12",
+                "--num-train", "96", "--num-validation", "16", "--validate-every", "3", "--output", str(out)]
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    reference = tmp_path / "reference.bgm"
+    assert subprocess.run(command(reference), env=env, capture_output=True, timeout=300).returncode == 0
+    killed = tmp_path / "killed.bgm"
+    checkpoint = tmp_path / "killed.bgm.checkpoint"
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not killed.exists()
+    resumed = subprocess.run(command(killed), env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr and "(from checkpoint)" in resumed.stderr
+    import openmmbg
+
+    a, b = openmmbg.Flow.load(reference), openmmbg.Flow.load(killed)
+    x, aug, _ = a.sample(16, seed=3)
+    np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
