@@ -240,7 +240,10 @@ torch::Tensor loadConfigurations(const std::string& path, const std::vector<int6
                 if (i < 0 || i >= t.size(1))
                     throw std::runtime_error("'" + path + "': particle index " + std::to_string(i) + " is out of range (" +
                                              std::to_string(t.size(1)) + " particles)");
-            return t.index_select(1, torch::tensor(particles, torch::kLong));
+            a.values.clear();
+            torch::Tensor selected = t.index_select(1, torch::tensor(particles, torch::kLong)).contiguous();
+            a.shape = selected.sizes().vec();
+            a.values.assign(selected.data_ptr<double>(), selected.data_ptr<double>() + selected.numel());
         }
     } else {
         throw std::runtime_error("'" + path + "': unknown data format '" + ext + "' (expected .npy or .dcd)");

@@ -98,6 +98,9 @@ double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& data, torch::Gen
         logQ = d.logQ;
         return -d.logQ + flow->config().auxLossWeight * d.aux;
     };
+    for (auto& p : flow->parameters())
+        if (p.grad().defined())
+            p.mutable_grad().zero_();
     torch::Tensor logQ;
     torch::Tensor loss = perSampleLoss(batch, a, logQ);
     torch::Tensor keep = torch::isfinite(loss) & (logQ > options.minLogQ);
@@ -110,9 +113,6 @@ double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& data, torch::Gen
         torch::Tensor idx = keep.nonzero().squeeze(1);
         loss = perSampleLoss(batch.index_select(0, idx), a.index_select(0, idx), logQ);
     }
-    for (auto& p : flow->parameters())
-        if (p.grad().defined())
-            p.mutable_grad().zero_();
     // Sum of kept per-sample losses over the full batch size: dropped samples contribute zero.
     (loss.sum() / batchSize).backward();
     return loss.mean().item<double>();
@@ -344,6 +344,9 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
         TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
         if (a.metadata["format"] != "openmmbg-checkpoint")
             throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
+        if (a.metadata["format_version"] != "1")
+            throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
+                                     "' is not supported (this build reads version 1)");
         if (a.metadata["signature"] != signature)
             throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
                                      "options or data; remove it or choose another checkpoint path");
@@ -385,7 +388,7 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
             lr = schedule.at(step);
             torch::Tensor idx = order.narrow(0, b * options.batchSize, std::min<int64_t>(options.batchSize, n - b * options.batchSize));
             double loss = trainStep(train.index_select(0, idx), gen);
-            if (!guard.apply(params)) {
+            if (std::isnan(loss) || !guard.apply(params)) {  // NaN: every sample of the batch was masked
                 skipped++;
                 continue;
             }
@@ -404,7 +407,10 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
         const double runSeconds = std::chrono::duration<double>(Clock::now() - start).count();
         const bool timeUp = options.timeLimit > 0 && runSeconds >= options.timeLimit;
         const bool last = epoch == options.epochs || timeUp || epoch == options.stopAfterEpoch;
-        if (validation.defined() && validation.size(0) > 0 && (epoch % std::max(1, options.validateEvery) == 0 || last)) {
+        // Validate on the schedule only (and after the final epoch): an extra validation when a run
+        // is cut short would consume validation draws and break exact resumption.
+        if (validation.defined() && validation.size(0) > 0 &&
+            (epoch % std::max(1, options.validateEvery) == 0 || epoch == options.epochs)) {
             flow->eval();
             r.validationNll = validationNll(valGen);
             flow->train();

@@ -119,11 +119,11 @@ TEST(RandomRotations, ProperOrthogonalAndUnbiased) {
 
 namespace {
 
-MaximumLikelihoodOptions resumeOptions(const std::string& checkpoint) {
+MaximumLikelihoodOptions resumeOptions(const std::string& checkpoint, int validateEvery = 1) {
     MaximumLikelihoodOptions o;
     o.epochs = 4;
     o.batchSize = 16;
-    o.validateEvery = 1;
+    o.validateEvery = validateEvery;
     o.validationAugSamples = 2;
     o.checkpointPath = checkpoint;
     return o;
@@ -169,4 +169,75 @@ TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
     AugmentedCouplingFlow f(c);
     EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
     std::filesystem::remove_all(dir);
+}
+
+TEST(MaximumLikelihoodTrainer, EarlyStoppingAfterPatienceValidationsWithoutImprovement) {
+    // Identity flow and zero learning rate: every validation NLL is the same exact value (the
+    // marginal estimator is exact for the identity flow), so nothing improves after epoch 1.
+    FlowConfig c = smallConfig(2, "vector", 1, 3);
+    c.identityInit = true;
+    AugmentedCouplingFlow flow(c);
+    auto gen = generator(9);
+    MaximumLikelihoodOptions o;
+    o.epochs = 10;
+    o.batchSize = 8;
+    o.validateEvery = 1;
+    o.validationAugSamples = 2;
+    o.patience = 2;
+    o.initialLearningRate = o.peakLearningRate = o.finalLearningRate = 0.0;
+    auto reports = MaximumLikelihoodTrainer(flow, torch::randn({16, 3, 2}, gen, torch::kFloat64),
+                                            torch::randn({8, 3, 2}, gen, torch::kFloat64), o)
+                       .run();
+    // The NLLs agree to rounding (~1e-15), so the best may move in the first epochs; once two
+    // validations in a row fail to improve, training stops, well before epoch 10.
+    ASSERT_GE(reports.size(), 3u);
+    ASSERT_LT(reports.size(), 10u);
+    const size_t n = reports.size();
+    EXPECT_NEAR(reports[0].validationNll, reports[n - 1].validationNll, 1e-12);
+    for (size_t i = n - 2; i < n; i++)
+        EXPECT_GE(reports[i].validationNll, reports[i].bestValidationNll) << "epoch " << i + 1 << " improved";
+    EXPECT_EQ(reports[n - 3].bestValidationNll, reports[n - 1].bestValidationNll);
+}
+
+TEST(MaximumLikelihoodTrainer, ResumeIsExactWhenStoppedBetweenValidations) {
+    // Stopped after epoch 1 with validations every 2 epochs: the stop must not add a validation
+    // (it would consume validation draws and change every later validation NLL).
+    FlowConfig c = smallConfig(2, "vector", 1, 3);
+    auto gen = generator(6);
+    torch::Tensor data = torch::randn({48, 3, 2}, gen, torch::kFloat64);
+    torch::Tensor valid = torch::randn({16, 3, 2}, gen, torch::kFloat64);
+    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_resume_between.checkpoint").string();
+    std::filesystem::remove(path);
+    AugmentedCouplingFlow straight(c);
+    auto reference = MaximumLikelihoodTrainer(straight, data, valid, resumeOptions("", 2)).run();
+    MaximumLikelihoodOptions first = resumeOptions(path, 2);
+    first.stopAfterEpoch = 1;
+    AugmentedCouplingFlow interrupted(c);
+    auto partial = MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
+    EXPECT_TRUE(std::isnan(partial[0].validationNll));
+    AugmentedCouplingFlow resumed(c);
+    auto full = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(path, 2)).run();
+    ASSERT_EQ(full.size(), reference.size());
+    for (size_t e = 0; e < full.size(); e++)
+        if (!std::isnan(reference[e].validationNll))
+            EXPECT_EQ(full[e].validationNll, reference[e].validationNll) << "epoch " << e + 1;
+    std::filesystem::remove(path);
+}
+
+TEST(MaximumLikelihoodTrainer, BatchWithEverySampleMaskedIsSkipped) {
+    FlowConfig c = smallConfig(2, "vector", 1, 3);
+    AugmentedCouplingFlow flow(c);
+    torch::Tensor data = torch::full({8, 3, 2}, NAN, torch::kFloat64);
+    MaximumLikelihoodOptions o;
+    o.epochs = 2;
+    o.batchSize = 8;
+    std::vector<torch::Tensor> before;
+    for (auto& p : flow->parameters())
+        before.push_back(p.detach().clone());
+    auto reports = MaximumLikelihoodTrainer(flow, data, torch::Tensor(), o).run();
+    EXPECT_EQ(reports[0].skippedSteps, 1);
+    EXPECT_EQ(reports[1].skippedSteps, 1);
+    auto after = flow->parameters();
+    for (size_t i = 0; i < before.size(); i++)
+        EXPECT_TRUE(torch::equal(before[i], after[i])) << "parameter " << i << " moved";
 }

@@ -167,3 +167,17 @@ def test_python_read_dcd_matches_openmm_positions(tmp_path):
 
     with pytest.raises(RuntimeError, match="out of range"):
         openmmbg.read_dcd(tmp_path / "t.dcd", particles=[9])
+
+
+def test_python_read_dcd_errors(tmp_path):
+    import pytest
+
+    import openmmbg
+
+    with pytest.raises(FileNotFoundError):
+        openmmbg.read_dcd(tmp_path / "missing.dcd")
+    (tmp_path / "bad.dcd").write_bytes(b"not a dcd file at all, clearly")
+    with pytest.raises(RuntimeError):
+        openmmbg.read_dcd(tmp_path / "bad.dcd")
+    with pytest.raises(ValueError, match="particles is empty"):
+        openmmbg.read_dcd(tmp_path / "bad.dcd", particles=[])

@@ -163,13 +163,14 @@ namespace OpenMMBG {
  * holds integer indices as float64 (empty: all); end < 0 reads to the last frame.
  */
 std::vector<double> readDcdFlat(const std::string& path, const std::vector<double>& particles, long long begin,
-                                long long end, long long stride) {
+                                long long end, long long stride, bool allowTruncated) {
     DcdReadOptions options;
     for (double p : particles)
         options.particles.push_back(int64_t(p));
     options.begin = begin;
     options.end = end;
     options.stride = stride;
+    options.allowTruncated = allowTruncated;
     return readDcd(path, options).values;
 }
 /** Number of particles stored in a DCD file. */

@@ -347,19 +347,29 @@ def target_energies(target, x):
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     if x.ndim == 2:
         x = x[np.newaxis]
+    shapes = {"dw4": (4, 2), "lj13": (13, 3), "lj55": (55, 3)}
+    if target in shapes and (x.ndim != 3 or x.shape[1:] != shapes[target]):
+        raise ValueError(f"target_energies: x has shape {x.shape}, {target} needs [n, {shapes[target][0]}, {shapes[target][1]}]")
     return np.frombuffer(_swig.builtinTargetEnergies(str(target), x.reshape(-1)), dtype=np.float64).copy()
 
 
-def read_dcd(path, particles=None, begin=0, end=None, stride=1):
+def read_dcd(path, particles=None, begin=0, end=None, stride=1, allow_truncated=False):
     """Read a DCD trajectory (as written by OpenMM's DCDReporter) into a float64 array
     ``[frames, n, 3]`` in nm, e.g. to train a flow with :meth:`Flow.train`.
 
     ``particles``: indices to keep, in that order (default all); ``begin``/``end``/``stride`` select
-    frames. Malformed or truncated files raise RuntimeError naming the problem.
+    frames. Malformed files raise RuntimeError naming the problem, and so does a partial last frame
+    unless ``allow_truncated`` (then the complete frames are read); a missing file raises
+    FileNotFoundError.
     """
     path = _as_path(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such DCD file", path)
+    if particles is not None and len(particles) == 0:
+        raise ValueError("read_dcd: particles is empty (give None for all particles)")
     selected = np.ascontiguousarray(np.asarray([] if particles is None else particles, dtype=np.float64).reshape(-1))
     n = len(selected) if particles is not None else _swig.dcdNumParticles(path)
-    flat = np.frombuffer(_swig.readDcdFlat(path, selected, int(begin), -1 if end is None else int(end), int(stride)),
+    flat = np.frombuffer(_swig.readDcdFlat(path, selected, int(begin), -1 if end is None else int(end), int(stride),
+                                           bool(allow_truncated)),
                          dtype=np.float64).copy()
     return flat.reshape(-1, n, 3)
