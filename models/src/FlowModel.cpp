@@ -96,6 +96,14 @@ std::vector<double> FlowModel::marginalLogProb(const std::vector<double>& xv, in
     return toVector(impl_->flow->marginalLogProb(x, numAugSamples, gen));
 }
 
+std::vector<double> FlowModel::sampleAugmented(const std::vector<double>& xv, long long seed) const {
+    const FlowConfig& c = impl_->flow->config();
+    torch::NoGradGuard guard;
+    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return toVector(impl_->flow->sampleAugmented(x, gen));
+}
+
 std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv, const std::vector<double>& av) const {
     const FlowConfig& c = impl_->flow->config();
     auto opts = impl_->flow->options();

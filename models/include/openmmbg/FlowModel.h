@@ -40,6 +40,8 @@ public:
     std::vector<double> logProb(const std::vector<double>& x, const std::vector<double>& a) const;
     /** Marginal log q(x) [n] by importance sampling with numAugSamples draws of a ~ pi(a|x). */
     std::vector<double> marginalLogProb(const std::vector<double>& x, int numAugSamples, long long seed) const;
+    /** Draw a ~ pi(a|x) [n, N, A, D] for x [n, N, D] (a Gibbs refresh of the augmented variables). */
+    std::vector<double> sampleAugmented(const std::vector<double>& x, long long seed) const;
     /** The augmented target log pi(a|x) [n]. */
     std::vector<double> logAugmentedTarget(const std::vector<double>& x, const std::vector<double>& a) const;
 

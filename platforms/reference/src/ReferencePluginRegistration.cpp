@@ -1,9 +1,22 @@
-// Entry points OpenMM calls when it loads the plugin (Platform::loadPluginsFromDirectory).
-// Kernel factories for the Reference and CPU platforms are registered here as Forces are added;
-// the flow-proposal kernels arrive with BoltzmannGeneratorProposal.
+// Entry points OpenMM calls when it loads the plugin (Platform::loadPluginsFromDirectory): register
+// the Reference kernels on every platform derived from ReferencePlatform, which includes the CPU
+// platform (and so the Reference/CPU Contexts that LocalEnergyMinimizer creates).
+#include "ReferenceBGKernels.h"
+
 #include "openmm/Platform.h"
 #include "openmm/PluginInitializer.h"
+#include "openmm/reference/ReferencePlatform.h"
+
+using namespace OpenMM;
 
 extern "C" OPENMM_EXPORT void registerPlatforms() {}
 
-extern "C" OPENMM_EXPORT void registerKernelFactories() {}
+extern "C" OPENMM_EXPORT void registerKernelFactories() {
+    for (int i = 0; i < Platform::getNumPlatforms(); i++) {
+        Platform& platform = Platform::getPlatform(i);
+        if (dynamic_cast<ReferencePlatform*>(&platform) != nullptr) {
+            auto* factory = new OpenMMBG::ReferenceBGKernelFactory();
+            platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(), factory);
+        }
+    }
+}
