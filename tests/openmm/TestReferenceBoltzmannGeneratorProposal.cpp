@@ -8,7 +8,6 @@
 #include "openmm/Context.h"
 #include "openmm/CustomExternalForce.h"
 #include "openmm/HarmonicBondForce.h"
-#include "openmm/LangevinMiddleIntegrator.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
 #include "openmm/State.h"
@@ -116,5 +115,248 @@ TEST(BoltzmannGeneratorProposal, DroppingAnyTermOfLogAlphaIsDetected) {
     for (int term : {1, 2, 3}) {
         auto [mean, sem] = sampleSpread(term, 1500);
         EXPECT_GT(std::abs(mean - 4.5), 4 * sem + 0.02) << "dropping term " << term << " gave " << mean << " +- " << sem;
+    }
+}
+
+namespace {
+
+// n massless particles and no forces: U = 0.
+System* freeSystem(int n = 4) {
+    System* system = new System();
+    for (int i = 0; i < n; i++)
+        system->addParticle(0.0);
+    return system;
+}
+
+double centredSquaredNorm(const std::vector<Vec3>& x) {
+    Vec3 c = (x[0] + x[1] + x[2] + x[3]) * 0.25;
+    double s = 0;
+    for (int i = 0; i < 4; i++)
+        s += (x[i] - c).dot(x[i] - c);
+    return s;
+}
+
+void expectError(System* system, BoltzmannGeneratorProposal* move, const std::string& fragment) {
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    try {
+        Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+        ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("BoltzmannGeneratorProposal"), std::string::npos) << e.what();
+    }
+    delete system;
+}
+
+}  // namespace
+
+TEST(BoltzmannGeneratorProposal, AcceptanceRatioOfAHandBuiltCase) {
+    // Identity flow (q(x, a) = N_com(x) pi(a|x)) and U = 0: log alpha = (|x'|^2 - |x|^2) / 2 for the
+    // centred configurations, whatever a and a' are.
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setFrequency(1);
+    move->setRandomNumberSeed(5);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+    context.setPositions(startPositions());
+    int checked = 0;
+    for (int s = 0; s < 150; s++) {
+        std::vector<Vec3> before = context.getState(State::Positions).getPositions();
+        long long accepted = move->getNumAccepted(context);
+        integrator.step(1);
+        std::vector<Vec3> after = context.getState(State::Positions).getPositions();
+        double logAlpha = move->getLastLogAcceptanceRatio(context);
+        if (move->getNumAccepted(context) > accepted) {
+            EXPECT_NEAR(logAlpha, 0.5 * (centredSquaredNorm(after) - centredSquaredNorm(before)), 1e-8);
+            Vec3 c0 = (before[0] + before[1] + before[2] + before[3]) * 0.25;
+            Vec3 c1 = (after[0] + after[1] + after[2] + after[3]) * 0.25;
+            EXPECT_LT((c1 - c0).dot(c1 - c0), 1e-20) << "the centroid moved";
+            checked++;
+        } else {
+            EXPECT_LT(logAlpha, 0.0) << "a proposal with log alpha >= 0 must be accepted";
+            for (int i = 0; i < 4; i++)
+                EXPECT_EQ(before[i][0], after[i][0]);
+        }
+    }
+    EXPECT_EQ(move->getNumProposed(context), 150);
+    EXPECT_GT(checked, 5);
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, RejectedProposalsLeaveTheStateBitIdentical) {
+    // Stiff bonds: every flow proposal has an enormous energy and is rejected. The trajectory with
+    // the Force must equal the trajectory without it, bit for bit.
+    auto build = [](bool withMove) {
+        System* system = new System();
+        HarmonicBondForce* bonds = new HarmonicBondForce();
+        for (int i = 0; i < 4; i++)
+            system->addParticle(12.0);
+        for (int i = 0; i < 3; i++)
+            bonds->addBond(i, i + 1, 0.15, 1e6);
+        system->addForce(bonds);
+        if (withMove) {
+            auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+            move->setFrequency(1);
+            move->setNumProposals(3);
+            system->addForce(move);
+        }
+        return system;
+    };
+    std::vector<Vec3> start = {Vec3(0, 0, 0), Vec3(0.15, 0, 0), Vec3(0.15, 0.15, 0), Vec3(0.3, 0.15, 0.05)};
+    System* a = build(true);
+    System* b = build(false);
+    // Verlet: deterministic, and free of the process-global random stream that two Langevin
+    // Contexts in one process would share.
+    VerletIntegrator ia(0.0005), ib(0.0005);
+    Context ca(*a, ia, Platform::getPlatformByName("Reference")), cb(*b, ib, Platform::getPlatformByName("Reference"));
+    const std::vector<Vec3> velocities = {Vec3(0.3, -0.2, 0.1), Vec3(-0.1, 0.4, 0), Vec3(0.2, 0.1, -0.3), Vec3(0, -0.2, 0.2)};
+    for (Context* c : {&ca, &cb}) {
+        c->setPositions(start);
+        c->setVelocities(velocities);
+    }
+    ia.step(25);
+    ib.step(25);
+    auto* move = dynamic_cast<BoltzmannGeneratorProposal*>(&a->getForce(1));
+    EXPECT_EQ(move->getNumProposed(ca), 75);
+    EXPECT_EQ(move->getNumAccepted(ca), 0);
+    State sa = ca.getState(State::Positions | State::Velocities | State::Forces | State::Energy);
+    State sb = cb.getState(State::Positions | State::Velocities | State::Forces | State::Energy);
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < 3; d++) {
+            EXPECT_EQ(sa.getPositions()[i][d], sb.getPositions()[i][d]);
+            EXPECT_EQ(sa.getVelocities()[i][d], sb.getVelocities()[i][d]);
+            EXPECT_EQ(sa.getForces()[i][d], sb.getForces()[i][d]);
+        }
+    EXPECT_EQ(sa.getPotentialEnergy(), sb.getPotentialEnergy());
+    delete a;
+    delete b;
+}
+
+TEST(BoltzmannGeneratorProposal, FrequencyAndStepCounting) {
+    for (int frequency : {0, 1, 3}) {
+        System* system = freeSystem();
+        auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+        move->setFrequency(frequency);
+        move->setNumProposals(2);
+        system->addForce(move);
+        VerletIntegrator integrator(0.001);
+        Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+        context.setPositions(startPositions());
+        integrator.step(10);
+        EXPECT_EQ(move->getNumProposed(context), frequency == 0 ? 0 : 2 * (10 / frequency)) << "frequency " << frequency;
+        delete system;
+    }
+    BoltzmannGeneratorProposal move(modelFile("identity", R"(, "identity_init": true)"));
+    EXPECT_THROW(move.setFrequency(-1), OpenMMException);
+    EXPECT_THROW(move.setNumProposals(0), OpenMMException);
+    EXPECT_THROW(move.setDefaultTemperature(0), OpenMMException);
+    EXPECT_THROW(move.setDefaultTemperature(-5), OpenMMException);
+}
+
+TEST(BoltzmannGeneratorProposal, TemperatureIsAContextParameter) {
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setDefaultTemperature(250);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+    EXPECT_EQ(context.getParameter(BoltzmannGeneratorProposal::Temperature()), 250);
+    context.setParameter(BoltzmannGeneratorProposal::Temperature(), -1);
+    context.setPositions(startPositions());
+    move->setFrequency(1);
+    EXPECT_THROW(integrator.step(10), OpenMMException) << "frequency changes need reinitialize; temperature check";
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, ChiralityGuardKeepsTheSign) {
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setFrequency(1);
+    move->setNumProposals(4);
+    move->setRandomNumberSeed(11);
+    move->addChiralCenter(0, 1, 2, 3);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+    context.setPositions(startPositions());
+    auto volume = [&]() {
+        std::vector<Vec3> x = context.getState(State::Positions).getPositions();
+        return (x[1] - x[0]).dot((x[2] - x[0]).cross(x[3] - x[0]));
+    };
+    const double sign = volume() > 0 ? 1 : -1;
+    for (int s = 0; s < 50; s++) {
+        integrator.step(1);
+        EXPECT_GT(sign * volume(), 0) << "step " << s;
+    }
+    EXPECT_GT(move->getNumAccepted(context), 5);
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, SetupErrors) {
+    const std::string model = modelFile("identity", R"(, "identity_init": true)");
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 2});
+        expectError(freeSystem(), move, "the model describes 4 particles but 3 were selected");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 2, 9});
+        expectError(freeSystem(), move, "out of range");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 1, 2});
+        expectError(freeSystem(), move, "selected twice");
+    }
+    expectError(freeSystem(3), new BoltzmannGeneratorProposal(model), "has only 3");
+    {
+        System* system = freeSystem();
+        system->addConstraint(0, 1, 0.1);
+        expectError(system, new BoltzmannGeneratorProposal(model), "constraint");
+    }
+    {
+        System* system = freeSystem(5);
+        system->setVirtualSite(4, new TwoParticleAverageSite(0, 1, 0.5, 0.5));
+        expectError(system, new BoltzmannGeneratorProposal(model), "virtual site 4");
+    }
+    {
+        System* system = freeSystem();
+        system->setDefaultPeriodicBoxVectors(Vec3(2, 0, 0), Vec3(0, 2, 0), Vec3(0, 0, 2));
+        CustomExternalForce* f = new CustomExternalForce("0");
+        system->addForce(f);
+        HarmonicBondForce* periodic = new HarmonicBondForce();
+        periodic->setUsesPeriodicBoundaryConditions(true);
+        periodic->addBond(0, 1, 0.1, 1.0);
+        system->addForce(periodic);
+        expectError(system, new BoltzmannGeneratorProposal(model), "periodic");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->addChiralCenter(0, 1, 2, 5);
+        expectError(freeSystem(6), move, "chiral centre particle 5");
+    }
+    {
+        const std::string twoD = (std::filesystem::temp_directory_path() / "openmmbg_bgp_2d.bgm").string();
+        FlowModel(R"({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1})").save(twoD);
+        expectError(freeSystem(), new BoltzmannGeneratorProposal(twoD), "3-D");
+    }
+    EXPECT_THROW(BoltzmannGeneratorProposal("/nonexistent/model.bgm"), OpenMMException);
+    const std::string corrupt = (std::filesystem::temp_directory_path() / "openmmbg_bgp_corrupt.bgm").string();
+    {
+        std::string bytes = FlowModel(R"({"num_particles": 4, "dim": 3, "projection": "vector", "num_layers": 1})").toBytes();
+        bytes[bytes.size() - 2] ^= 0x11;
+        std::FILE* f = std::fopen(corrupt.c_str(), "wb");
+        std::fwrite(bytes.data(), 1, bytes.size(), f);
+        std::fclose(f);
+    }
+    try {
+        BoltzmannGeneratorProposal bad(corrupt);
+        ADD_FAILURE() << "a corrupt model was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
     }
 }
