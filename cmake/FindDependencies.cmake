@@ -81,7 +81,12 @@ message(STATUS "LibTorch: ${TORCH_CPU_LIBRARY}")
 find_package(nlohmann_json 3 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(benchmark QUIET)
+# Prefer the swig installed beside the project's Python (PyPI swig 4.5, the version that generated
+# the openmm wheel's wrappers: the SWIG runtimes must match for System.addForce to accept our Force).
+get_filename_component(_python_bin_dir "${Python3_EXECUTABLE}" DIRECTORY)
+find_program(SWIG_EXECUTABLE NAMES swig HINTS "${_python_bin_dir}" NO_DEFAULT_PATH)
 find_package(SWIG 4 REQUIRED)
+message(STATUS "SWIG: ${SWIG_EXECUTABLE} ${SWIG_VERSION}")
 
 # LibTorch >= 2.10 headers require C++20 (torch/all.h errors out otherwise); 1.13 (Debian) builds
 # as C++17. Targets that include LibTorch headers get the standard LibTorch needs; the rest of the

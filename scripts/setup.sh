@@ -16,7 +16,9 @@ APT_PACKAGES=(
   pocl-opencl-icd ocl-icd-opencl-dev
 )
 # The C++ code links against the libraries inside these wheels (both built with the C++11 ABI).
-PIP_REQUIREMENTS=("torch>=2,<3" "openmm==8.6.1" numpy pytest matplotlib)
+# swig comes from PyPI at the version that generated the openmm wheel's wrappers (4.5): the SWIG
+# runtime of our Force module must match openmm's for System.addForce to accept it.
+PIP_REQUIREMENTS=("torch>=2,<3" "openmm==8.6.1" "swig==4.5.0" numpy pytest matplotlib)
 
 VENV="$ROOT/.venv"
 STAMP="$VENV/.openmmbg-requirements"
@@ -63,7 +65,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 
 want="$(printf '%s\n' "${PIP_REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
-imports_ok() { "$VENV/bin/python" -c 'import torch, openmm, numpy, pytest, matplotlib' 2>/dev/null; }
+imports_ok() { "$VENV/bin/python" -c 'import torch, openmm, numpy, pytest, matplotlib' 2>/dev/null && [[ -x "$VENV/bin/swig" ]]; }
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && imports_ok; then
   log ".venv up to date"
 else

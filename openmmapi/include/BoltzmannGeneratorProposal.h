@@ -43,10 +43,10 @@ public:
     int getFrequency() const { return frequency; }
     /** Set the steps between proposal attempts (0 disables; negative is an error). */
     void setFrequency(int steps);
-    /** Default temperature (K) stored in the Context parameter Temperature(). Default 300 K. */
-    double getDefaultTemperature() const { return defaultTemperature; }
-    /** Set the default temperature (K, > 0). */
-    void setDefaultTemperature(double kelvin);
+    /** Temperature (K): the default value of the Context parameter Temperature(). Default 300 K. */
+    double getTemperature() const { return defaultTemperature; }
+    /** Set the temperature (K, > 0): the default of the Context parameter Temperature(). */
+    void setTemperature(double kelvin);
     /** Proposals per attempt: one batched flow call, then that many MH steps in turn. Default 1. */
     int getNumProposals() const { return numProposals; }
     /** Set the proposals per attempt (>= 1). */

@@ -49,7 +49,7 @@ void BoltzmannGeneratorProposal::setFrequency(int steps) {
     frequency = steps;
 }
 
-void BoltzmannGeneratorProposal::setDefaultTemperature(double kelvin) {
+void BoltzmannGeneratorProposal::setTemperature(double kelvin) {
     if (!(kelvin > 0) || !std::isfinite(kelvin))
         throw OpenMMException("BoltzmannGeneratorProposal: the temperature must be positive (got " +
                               std::to_string(kelvin) + " K)");

@@ -23,8 +23,8 @@ void BoltzmannGeneratorProposalImpl::initialize(ContextImpl& context) {
         fail("the frequency must be >= 0 (got " + std::to_string(owner.getFrequency()) + ")");
     if (owner.getNumProposals() < 1)
         fail("the number of proposals must be >= 1 (got " + std::to_string(owner.getNumProposals()) + ")");
-    if (!(owner.getDefaultTemperature() > 0))
-        fail("the temperature must be positive (got " + std::to_string(owner.getDefaultTemperature()) + " K)");
+    if (!(owner.getTemperature() > 0))
+        fail("the temperature must be positive (got " + std::to_string(owner.getTemperature()) + " K)");
     if (system.usesPeriodicBoundaryConditions())
         fail("periodic systems are not supported yet");
     std::vector<int> particles = owner.getParticles();
@@ -86,7 +86,7 @@ void BoltzmannGeneratorProposalImpl::updateContextState(ContextImpl& context, bo
 }
 
 std::map<std::string, double> BoltzmannGeneratorProposalImpl::getDefaultParameters() {
-    return {{BoltzmannGeneratorProposal::Temperature(), owner.getDefaultTemperature()}};
+    return {{BoltzmannGeneratorProposal::Temperature(), owner.getTemperature()}};
 }
 
 std::vector<std::string> BoltzmannGeneratorProposalImpl::getKernelNames() {

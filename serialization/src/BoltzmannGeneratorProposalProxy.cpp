@@ -69,7 +69,7 @@ void BoltzmannGeneratorProposalProxy::serialize(const void* object, Serializatio
     node.setIntProperty("forceGroup", force.getForceGroup());
     node.setStringProperty("name", force.getName());
     node.setIntProperty("frequency", force.getFrequency());
-    node.setDoubleProperty("temperature", force.getDefaultTemperature());
+    node.setDoubleProperty("temperature", force.getTemperature());
     node.setIntProperty("numProposals", force.getNumProposals());
     node.setIntProperty("randomSeed", force.getRandomNumberSeed());
     node.setBoolProperty("redrawVelocities", force.getRedrawVelocities());
@@ -91,7 +91,7 @@ void* BoltzmannGeneratorProposalProxy::deserialize(const SerializationNode& node
         force->setForceGroup(node.getIntProperty("forceGroup", 0));
         force->setName(node.getStringProperty("name", force->getName()));
         force->setFrequency(node.getIntProperty("frequency"));
-        force->setDefaultTemperature(node.getDoubleProperty("temperature"));
+        force->setTemperature(node.getDoubleProperty("temperature"));
         force->setNumProposals(node.getIntProperty("numProposals"));
         force->setRandomNumberSeed(node.getIntProperty("randomSeed"));
         force->setRedrawVelocities(node.getBoolProperty("redrawVelocities"));

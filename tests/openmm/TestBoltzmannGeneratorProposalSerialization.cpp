@@ -28,7 +28,7 @@ TEST(BoltzmannGeneratorProposalSerialization, RoundTrip) {
     BoltzmannGeneratorProposal force(path);
     force.setParticles({4, 0, 2});
     force.setFrequency(17);
-    force.setDefaultTemperature(310.5);
+    force.setTemperature(310.5);
     force.setNumProposals(6);
     force.setRandomNumberSeed(99);
     force.setRedrawVelocities(false);
@@ -42,7 +42,7 @@ TEST(BoltzmannGeneratorProposalSerialization, RoundTrip) {
     EXPECT_EQ(copy->getModelBytes(), force.getModelBytes());
     EXPECT_EQ(copy->getParticles(), force.getParticles());
     EXPECT_EQ(copy->getFrequency(), 17);
-    EXPECT_EQ(copy->getDefaultTemperature(), 310.5);
+    EXPECT_EQ(copy->getTemperature(), 310.5);
     EXPECT_EQ(copy->getNumProposals(), 6);
     EXPECT_EQ(copy->getRandomNumberSeed(), 99);
     EXPECT_FALSE(copy->getRedrawVelocities());

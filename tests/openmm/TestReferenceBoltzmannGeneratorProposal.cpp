@@ -70,7 +70,7 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     BoltzmannGeneratorProposal* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
     move->setFrequency(1);
     move->setNumProposals(4);
-    move->setDefaultTemperature(T);
+    move->setTemperature(T);
     move->setRandomNumberSeed(1234);
     system->addForce(move);
     VerletIntegrator integrator(0.001);
@@ -252,14 +252,14 @@ TEST(BoltzmannGeneratorProposal, FrequencyAndStepCounting) {
     BoltzmannGeneratorProposal move(modelFile("identity", R"(, "identity_init": true)"));
     EXPECT_THROW(move.setFrequency(-1), OpenMMException);
     EXPECT_THROW(move.setNumProposals(0), OpenMMException);
-    EXPECT_THROW(move.setDefaultTemperature(0), OpenMMException);
-    EXPECT_THROW(move.setDefaultTemperature(-5), OpenMMException);
+    EXPECT_THROW(move.setTemperature(0), OpenMMException);
+    EXPECT_THROW(move.setTemperature(-5), OpenMMException);
 }
 
 TEST(BoltzmannGeneratorProposal, TemperatureIsAContextParameter) {
     System* system = freeSystem();
     auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
-    move->setDefaultTemperature(250);
+    move->setTemperature(250);
     system->addForce(move);
     VerletIntegrator integrator(0.001);
     Context context(*system, integrator, Platform::getPlatformByName("Reference"));

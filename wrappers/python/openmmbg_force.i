@@ -1,0 +1,106 @@
+// SWIG interface of the OpenMM-facing classes (BoltzmannGeneratorProposal). It imports OpenMM's
+// own SWIG interface from the openmm wheel, so the wrapped Force is an openmm.Force: it can be
+// added with System.addForce, serialized with XmlSerializer and recovered with cast().
+%module(package="openmmbg") openmmbg_force
+
+%import(module="openmm") "swig/OpenMMSwigHeaders.i"
+%include "swig/typemaps.i"
+%include <std_string.i>
+%include <std_vector.i>
+%template(IntVector) std::vector<int>;
+
+%{
+#include "BoltzmannGeneratorProposal.h"
+#include "OpenMM.h"
+#include "OpenMMAmoeba.h"
+#include "OpenMMDrude.h"
+#include "openmm/RPMDIntegrator.h"
+#include "openmm/RPMDMonteCarloBarostat.h"
+%}
+
+%exception {
+    try {
+        $action
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_Exception, e.what());
+        SWIG_fail;
+    }
+}
+
+namespace OpenMMBG {
+
+class BoltzmannGeneratorProposal : public OpenMM::Force {
+public:
+    static const std::string& Temperature();
+    explicit BoltzmannGeneratorProposal(const std::string& modelFile);
+    int getNumModelParticles() const;
+    const std::vector<int>& getParticles() const;
+    void setParticles(const std::vector<int>& indices);
+    int getFrequency() const;
+    void setFrequency(int steps);
+    double getTemperature() const;
+    void setTemperature(double kelvin);
+    int getNumProposals() const;
+    void setNumProposals(int n);
+    int getRandomNumberSeed() const;
+    void setRandomNumberSeed(int seed);
+    bool getRedrawVelocities() const;
+    void setRedrawVelocities(bool redraw);
+    int addChiralCenter(int a, int b, int c, int d);
+    long long getNumProposed(const OpenMM::Context& context) const;
+    long long getNumAccepted(const OpenMM::Context& context) const;
+    double getLastLogAcceptanceRatio(const OpenMM::Context& context) const;
+    bool usesPeriodicBoundaryConditions() const;
+};
+
+}  // namespace OpenMMBG
+
+%extend OpenMMBG::BoltzmannGeneratorProposal {
+    /** Replace the chiral centres by quadruples given as a flat list [a0, b0, c0, d0, a1, ...]. */
+    void _setChiralCentersFlat(const std::vector<int>& flat) {
+        if (flat.size() % 4 != 0)
+            throw OpenMM::OpenMMException("BoltzmannGeneratorProposal: chiral centres need four indices each");
+        std::vector<std::array<int, 4>> centers;
+        for (size_t i = 0; i < flat.size(); i += 4)
+            centers.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+        $self->setChiralCenters(centers);
+    }
+    /** The chiral centres as a flat list [a0, b0, c0, d0, a1, ...]. */
+    std::vector<int> _getChiralCentersFlat() const {
+        std::vector<int> flat;
+        for (const auto& c : $self->getChiralCenters())
+            flat.insert(flat.end(), c.begin(), c.end());
+        return flat;
+    }
+    /** Recover a BoltzmannGeneratorProposal from an openmm.Force (e.g. after deserialization). */
+    static OpenMMBG::BoltzmannGeneratorProposal& cast(OpenMM::Force& force) {
+        auto* p = dynamic_cast<OpenMMBG::BoltzmannGeneratorProposal*>(&force);
+        if (p == nullptr)
+            throw OpenMM::OpenMMException("BoltzmannGeneratorProposal.cast: the Force is not a BoltzmannGeneratorProposal");
+        return *p;
+    }
+    /** Whether an openmm.Force is a BoltzmannGeneratorProposal. */
+    static bool isinstance(OpenMM::Force& force) {
+        return dynamic_cast<OpenMMBG::BoltzmannGeneratorProposal*>(&force) != nullptr;
+    }
+    %pythoncode %{
+    def setChiralCenters(self, centers):
+        """Set the chiral centres: quadruples (a, b, c, d) of particle indices whose signed volume
+        must keep its sign (proposals flipping one are rejected)."""
+        flat = [int(i) for center in centers for i in center]
+        if any(len(center) != 4 for center in centers):
+            raise ValueError("each chiral centre needs exactly four particle indices")
+        self._setChiralCentersFlat(flat)
+
+    def getChiralCenters(self):
+        """The chiral centres as a list of (a, b, c, d) tuples."""
+        flat = list(self._getChiralCentersFlat())
+        return [tuple(flat[i:i + 4]) for i in range(0, len(flat), 4)]
+    %}
+}
+
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setTemperature %{
+    import openmm.unit as _unit
+    if _unit.is_quantity(kelvin):
+        kelvin = kelvin.value_in_unit(_unit.kelvin)
+%}
