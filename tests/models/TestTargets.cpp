@@ -13,6 +13,16 @@ using namespace OpenMMBG::testing;
 
 namespace {
 
+/** |x_i - x_j| for a configuration stored as x[i * D + k]. */
+double distance(const std::vector<double>& x, int i, int j, int D) {
+    double d2 = 0.0;
+    for (int k = 0; k < D; k++) {
+        double dx = x[i * D + k] - x[j * D + k];
+        d2 += dx * dx;
+    }
+    return std::sqrt(d2);
+}
+
 /** Plain-C++ DW4 energy of one configuration x[i * D + k]: 1/(2 tau) sum over ordered pairs. */
 double referenceDoubleWell(const std::vector<double>& x, int N, int D, double a = 0.0, double b = -4.0,
                            double c = 0.9, double d0 = 4.0, double tau = 1.0) {
@@ -21,12 +31,7 @@ double referenceDoubleWell(const std::vector<double>& x, int N, int D, double a 
         for (int j = 0; j < N; j++) {
             if (i == j)
                 continue;
-            double d2 = 0.0;
-            for (int k = 0; k < D; k++) {
-                double dx = x[i * D + k] - x[j * D + k];
-                d2 += dx * dx;
-            }
-            double s = std::sqrt(d2) - d0;
+            double s = distance(x, i, j, D) - d0;
             sum += a * s + b * s * s + c * s * s * s * s;
         }
     return sum / (2.0 * tau);
@@ -40,12 +45,7 @@ double referenceLennardJones(const std::vector<double>& x, int N, int D, double 
         for (int j = 0; j < N; j++) {
             if (i == j)
                 continue;
-            double d2 = 0.0;
-            for (int k = 0; k < D; k++) {
-                double dx = x[i * D + k] - x[j * D + k];
-                d2 += dx * dx;
-            }
-            double q = rm / std::sqrt(d2);
+            double q = rm / distance(x, i, j, D);
             pair += std::pow(q, 12) - 2.0 * std::pow(q, 6);
         }
     double osc = 0.0;

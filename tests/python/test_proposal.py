@@ -33,6 +33,9 @@ def three_argon():
 def test_settings_and_units(model):
     move = openmmbg.BoltzmannGeneratorProposal(model)
     assert move.getNumModelParticles() == 3
+    import pathlib
+
+    assert openmmbg.BoltzmannGeneratorProposal(pathlib.Path(model)).getNumModelParticles() == 3
     move.setTemperature(310 * unit.kelvin)
     assert move.getTemperature() == pytest.approx(310)
     move.setTemperature(300)

@@ -27,6 +27,18 @@
     }
 }
 
+%feature("pythonprepend") OpenMMBG::BoltzmannGeneratorProposal::BoltzmannGeneratorProposal(const std::string& modelFile) %{
+    import os as _os
+    if isinstance(modelFile, _os.PathLike):
+        modelFile = _os.fspath(modelFile)
+%}
+
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setTemperature %{
+    import openmm.unit as _unit
+    if _unit.is_quantity(kelvin):
+        kelvin = kelvin.value_in_unit(_unit.kelvin)
+%}
+
 namespace OpenMMBG {
 
 class BoltzmannGeneratorProposal : public OpenMM::Force {
@@ -99,8 +111,4 @@ public:
     %}
 }
 
-%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setTemperature %{
-    import openmm.unit as _unit
-    if _unit.is_quantity(kelvin):
-        kelvin = kelvin.value_in_unit(_unit.kelvin)
-%}
+
