@@ -8,6 +8,7 @@
 #include "openmm/Context.h"
 #include "openmm/CustomExternalForce.h"
 #include "openmm/HarmonicBondForce.h"
+#include "openmm/LangevinMiddleIntegrator.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
 #include "openmm/State.h"
@@ -359,4 +360,45 @@ TEST(BoltzmannGeneratorProposal, SetupErrors) {
     } catch (const OpenMMException& e) {
         EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
     }
+}
+
+TEST(BoltzmannGeneratorProposal, LangevinDynamicsWithProposalsSamplesTheBoltzmannDistribution) {
+    // Four 12-amu particles in the harmonic well k = 2 kT / nm^2: Langevin MD (which also moves the
+    // centroid) plus proposals every 5 steps must keep E[sum |x_i - c|^2] = 3 (N - 1) kT / k = 4.5.
+    const double T = 300.0, kT = BOLTZ * T;
+    System* system = wellSystem(2.0 * kT);
+    for (int i = 0; i < 4; i++)
+        system->setParticleMass(i, 12.0);
+    auto* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
+    move->setFrequency(5);
+    move->setNumProposals(4);
+    move->setTemperature(T);
+    move->setRandomNumberSeed(4321);
+    system->addForce(move);
+    LangevinMiddleIntegrator integrator(T, 5.0, 0.01);
+    integrator.setRandomNumberSeed(17);
+    Context context(*system, integrator, Platform::getPlatformByName("Reference"));
+    context.setPositions(startPositions());
+    context.setVelocitiesToTemperature(T, 5);
+    integrator.step(200);
+    const int batches = 20, perBatch = 150;
+    std::vector<double> means;
+    for (int b = 0; b < batches; b++) {
+        double sum = 0;
+        for (int s = 0; s < perBatch; s++) {
+            integrator.step(5);
+            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
+        }
+        means.push_back(sum / perBatch);
+    }
+    double mean = 0, var = 0;
+    for (double m : means)
+        mean += m / batches;
+    for (double m : means)
+        var += (m - mean) * (m - mean) / (batches - 1);
+    const double sem = std::sqrt(var / batches);
+    EXPECT_GT(move->getNumAccepted(context), 30);
+    EXPECT_LT(sem, 0.2);
+    EXPECT_NEAR(mean, 4.5, 4 * sem + 0.02) << "sem " << sem;
+    delete system;
 }
