@@ -103,6 +103,7 @@ def main():
             os.replace(stem + ".bgm.tmp", stem + ".bgm")
             info = dict(best["eval"])
             info.update({
+                "model": os.path.relpath(stem + ".bgm", ROOT),
                 "system": args.system, "projection": projection, "seed": best["seed"],
                 "epochs": best["metrics"][-1]["epoch"],
                 "best_validation_nll": min(m.get("validation_nll", math.inf) for m in best["metrics"]),
