@@ -254,13 +254,6 @@ torch::Tensor loadConfigurations(const std::string& path, const std::vector<int6
     return t;
 }
 
-std::string formatSeconds(double s) {
-    char buf[32];
-    int total = int(std::lround(s));
-    std::snprintf(buf, sizeof(buf), "%d:%02d", total / 60, total % 60);
-    return buf;
-}
-
 int commandInfo(Args& args) {
     const std::string modelPath = args.get("model"), configJson = args.get("config");
     args.checkAllUsed();
@@ -372,7 +365,7 @@ int commandTrain(Args& args) {
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << ds.name << ", " << cfg.projection << "-proj, " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
-              << (o.timeLimit > 0 ? " (time limit " + formatSeconds(o.timeLimit) + ")" : "") << std::endl;
+              << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     MaximumLikelihoodTrainer trainer(flow, train, validation, o);
     auto reports = trainer.run([&](const EpochReport& r) {
         std::cerr << formatEpochReport(r) << std::endl;

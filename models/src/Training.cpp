@@ -199,14 +199,14 @@ EpochReport reportFromJson(const json& j, int totalEpochs) {
     return r;
 }
 
+}  // namespace
+
 std::string formatDuration(double seconds) {
     char buf[32];
     int total = int(std::lround(seconds));
     std::snprintf(buf, sizeof(buf), "%d:%02d", total / 60, total % 60);
     return buf;
 }
-
-}  // namespace
 
 std::string formatEpochReport(const EpochReport& r) {
     const int width = 30;

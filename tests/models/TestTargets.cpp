@@ -91,6 +91,19 @@ torch::Tensor randomClusters(int64_t B, int N, torch::Generator& gen) {
     return torch::stack(out);
 }
 
+struct TargetCase {
+    std::shared_ptr<Target> target;
+    torch::Tensor x;
+};
+
+// Each built-in target with a batch of random configurations of the given sizes.
+std::vector<TargetCase> builtinCases(torch::Generator& gen, int64_t dw4, int64_t lj13, int64_t lj55) {
+    return {{makeBuiltinTarget("dw4"), randomDoubleWellStates(dw4, 4, 2, gen)},
+            {makeBuiltinTarget("lj13"), randomClusters(lj13, 13, gen)},
+            {makeBuiltinTarget("lj55"), randomClusters(lj55, 55, gen)}};
+}
+
+
 /** Central finite-difference forces -dU/dx of one configuration [1, N, D] (float64). */
 torch::Tensor finiteDifferenceForces(Target& t, const torch::Tensor& x, double h) {
     torch::Tensor flat = x.reshape({-1});
@@ -221,14 +234,8 @@ TEST(BuiltinTargets, LennardJonesDimerAtMinimum) {
 
 TEST(BuiltinTargets, ForcesMatchFiniteDifferences) {
     auto gen = generator(13);
-    struct Case {
-        std::shared_ptr<Target> target;
-        torch::Tensor x;
-    };
-    std::vector<Case> cases = {{makeBuiltinTarget("dw4"), randomDoubleWellStates(3, 4, 2, gen)},
-                               {makeBuiltinTarget("lj13"), randomClusters(3, 13, gen)},
-                               {makeBuiltinTarget("lj55"), randomClusters(1, 55, gen)},
-                               {std::make_shared<LennardJonesTarget>(13, 0.5), randomClusters(2, 13, gen)}};
+    std::vector<TargetCase> cases = builtinCases(gen, 3, 3, 1);
+    cases.push_back({std::make_shared<LennardJonesTarget>(13, 0.5), randomClusters(2, 13, gen)});
     for (auto& c : cases) {
         auto [e, f] = c.target->energyAndForces(c.x);
         ASSERT_EQ(f.sizes(), c.x.sizes());
@@ -257,13 +264,7 @@ TEST(BuiltinTargets, EnergyIsDifferentiableInsideAGraph) {
 
 TEST(BuiltinTargets, TranslationRotationAndPermutationInvariance) {
     auto gen = generator(15);
-    struct Case {
-        std::shared_ptr<Target> target;
-        torch::Tensor x;
-    };
-    std::vector<Case> cases = {{makeBuiltinTarget("dw4"), randomDoubleWellStates(8, 4, 2, gen)},
-                               {makeBuiltinTarget("lj13"), randomClusters(4, 13, gen)},
-                               {makeBuiltinTarget("lj55"), randomClusters(2, 55, gen)}};
+    std::vector<TargetCase> cases = builtinCases(gen, 8, 4, 2);
     for (auto& c : cases) {
         const int64_t N = c.target->numParticles(), D = c.target->dim();
         torch::Tensor e = c.target->energy(c.x);
@@ -282,13 +283,7 @@ TEST(BuiltinTargets, TranslationRotationAndPermutationInvariance) {
 
 TEST(BuiltinTargets, BatchEqualsOneAtATime) {
     auto gen = generator(16);
-    struct Case {
-        std::shared_ptr<Target> target;
-        torch::Tensor x;
-    };
-    std::vector<Case> cases = {{makeBuiltinTarget("dw4"), randomDoubleWellStates(7, 4, 2, gen)},
-                               {makeBuiltinTarget("lj13"), randomClusters(5, 13, gen)},
-                               {makeBuiltinTarget("lj55"), randomClusters(3, 55, gen)}};
+    std::vector<TargetCase> cases = builtinCases(gen, 7, 5, 3);
     for (auto& c : cases) {
         auto [e, f] = c.target->energyAndForces(c.x);
         for (int64_t b = 0; b < c.x.size(0); b++) {
@@ -303,13 +298,7 @@ TEST(BuiltinTargets, BatchEqualsOneAtATime) {
 
 TEST(BuiltinTargets, Float32) {
     auto gen = generator(17);
-    struct Case {
-        std::shared_ptr<Target> target;
-        torch::Tensor x;
-    };
-    std::vector<Case> cases = {{makeBuiltinTarget("dw4"), randomDoubleWellStates(8, 4, 2, gen)},
-                               {makeBuiltinTarget("lj13"), randomClusters(4, 13, gen)},
-                               {makeBuiltinTarget("lj55"), randomClusters(2, 55, gen)}};
+    std::vector<TargetCase> cases = builtinCases(gen, 8, 4, 2);
     for (auto& c : cases) {
         torch::Tensor x32 = c.x.to(torch::kFloat32);
         auto [e32, f32] = c.target->energyAndForces(x32);

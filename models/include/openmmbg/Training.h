@@ -131,6 +131,9 @@ private:
  */
 MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& json);
 
+/** Seconds as "m:ss". */
+std::string formatDuration(double seconds);
+
 /** One progress line for an epoch: bar, loss, validation NLL, learning rate, elapsed time and ETA. */
 std::string formatEpochReport(const EpochReport& report);
 
