@@ -63,6 +63,25 @@ std::vector<Vec3> startPositions() {
     return {Vec3(0.3, 0.1, -0.2), Vec3(-0.4, 0.2, 0.1), Vec3(0.1, -0.5, 0.3), Vec3(0.2, 0.3, -0.1)};
 }
 
+double centredSquaredNorm(const std::vector<Vec3>& x) {
+    Vec3 c = (x[0] + x[1] + x[2] + x[3]) * 0.25;
+    double s = 0;
+    for (int i = 0; i < 4; i++)
+        s += (x[i] - c).dot(x[i] - c);
+    return s;
+}
+
+// Mean of batch means and its standard error.
+std::pair<double, double> meanAndSem(const std::vector<double>& batchMeans) {
+    const double n = double(batchMeans.size());
+    double mean = 0, var = 0;
+    for (double m : batchMeans)
+        mean += m / n;
+    for (double m : batchMeans)
+        var += (m - mean) * (m - mean) / (n - 1);
+    return {mean, std::sqrt(var / n)};
+}
+
 // Mean and batch-means standard error of sum_i |x_i - centroid|^2 sampled by proposals alone.
 std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     const double T = 300.0, kT = BOLTZ * T, k = 2.0 * kT;  // exact spread: 3 (N - 1) kT / k = 4.5
@@ -83,24 +102,14 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
         double sum = 0;
         for (int s = 0; s < perBatch; s++) {
             integrator.step(1);
-            std::vector<Vec3> x = context.getState(State::Positions).getPositions();
-            Vec3 c = (x[0] + x[1] + x[2] + x[3]) * 0.25;
-            double spread = 0;
-            for (auto& p : x)
-                spread += (p - c).dot(p - c);
-            sum += spread;
+            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
         }
         batchMeans.push_back(sum / perBatch);
     }
     ReferenceCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
-    double mean = 0, var = 0;
-    for (double m : batchMeans)
-        mean += m / batches;
-    for (double m : batchMeans)
-        var += (m - mean) * (m - mean) / (batches - 1);
     EXPECT_GT(move->getNumAccepted(context), 30) << "too few accepted proposals to test anything";
     delete system;
-    return {mean, std::sqrt(var / batches)};
+    return meanAndSem(batchMeans);
 }
 
 }  // namespace
@@ -127,14 +136,6 @@ System* freeSystem(int n = 4) {
     for (int i = 0; i < n; i++)
         system->addParticle(0.0);
     return system;
-}
-
-double centredSquaredNorm(const std::vector<Vec3>& x) {
-    Vec3 c = (x[0] + x[1] + x[2] + x[3]) * 0.25;
-    double s = 0;
-    for (int i = 0; i < 4; i++)
-        s += (x[i] - c).dot(x[i] - c);
-    return s;
 }
 
 void expectError(System* system, BoltzmannGeneratorProposal* move, const std::string& fragment) {
@@ -391,12 +392,7 @@ TEST(BoltzmannGeneratorProposal, LangevinDynamicsWithProposalsSamplesTheBoltzman
         }
         means.push_back(sum / perBatch);
     }
-    double mean = 0, var = 0;
-    for (double m : means)
-        mean += m / batches;
-    for (double m : means)
-        var += (m - mean) * (m - mean) / (batches - 1);
-    const double sem = std::sqrt(var / batches);
+    auto [mean, sem] = meanAndSem(means);
     EXPECT_GT(move->getNumAccepted(context), 30);
     EXPECT_LT(sem, 0.2);
     EXPECT_NEAR(mean, 4.5, 4 * sem + 0.02) << "sem " << sem;
