@@ -89,28 +89,12 @@ torch::Tensor AugmentedCouplingFlowImpl::baseLogProb(const torch::Tensor& z) con
     return CentreOfMassFreeGaussian::logProb(x) + augmented.logProb(z.narrow(2, 1, cfg.numAug), x);
 }
 
-BijectorOutput AugmentedCouplingFlowImpl::forwardMap(const torch::Tensor& z) {
+BijectorOutput AugmentedCouplingFlowImpl::applyLayers(const torch::Tensor& z, bool inverse) {
     BijectorOutput out{z, torch::zeros({z.size(0)}, z.options()), torch::zeros({z.size(0)}, z.options())};
     int numAux = 0;
-    for (auto& layer : layers) {
-        BijectorOutput step = layer->forward(out.z);
-        out.z = step.z;
-        out.logDet = out.logDet + step.logDet;
-        if (step.aux.defined()) {
-            out.aux = out.aux + step.aux;
-            numAux++;
-        }
-    }
-    if (numAux > 0)
-        out.aux = out.aux / double(numAux);
-    return out;
-}
-
-BijectorOutput AugmentedCouplingFlowImpl::inverseMap(const torch::Tensor& z) {
-    BijectorOutput out{z, torch::zeros({z.size(0)}, z.options()), torch::zeros({z.size(0)}, z.options())};
-    int numAux = 0;
-    for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-        BijectorOutput step = (*it)->inverse(out.z);
+    for (size_t i = 0; i < layers.size(); i++) {
+        Bijector& layer = layers[inverse ? layers.size() - 1 - i : i];  // the inverse runs the layers backwards
+        BijectorOutput step = inverse ? layer->inverse(out.z) : layer->forward(out.z);
         out.z = step.z;
         out.logDet = out.logDet + step.logDet;
         if (step.aux.defined()) {

@@ -82,6 +82,22 @@ std::pair<double, double> meanAndSem(const std::vector<double>& batchMeans) {
     return {mean, std::sqrt(var / n)};
 }
 
+// Run `batches` x `perBatch` samples of sum_i |x_i - centroid|^2, `stepsPerSample` steps apart;
+// returns the mean and its batch-means standard error.
+std::pair<double, double> sampleSpreadStatistics(Integrator& integrator, Context& context, int batches, int perBatch,
+                                                 int stepsPerSample) {
+    std::vector<double> batchMeans;
+    for (int b = 0; b < batches; b++) {
+        double sum = 0;
+        for (int s = 0; s < perBatch; s++) {
+            integrator.step(stepsPerSample);
+            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
+        }
+        batchMeans.push_back(sum / perBatch);
+    }
+    return meanAndSem(batchMeans);
+}
+
 // Mean and batch-means standard error of sum_i |x_i - centroid|^2 sampled by proposals alone.
 std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     const double T = 300.0, kT = BOLTZ * T, k = 2.0 * kT;  // exact spread: 3 (N - 1) kT / k = 4.5
@@ -96,20 +112,11 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     VerletIntegrator integrator(0.001);
     Context context(*system, integrator, Platform::getPlatformByName("Reference"));
     context.setPositions(startPositions());
-    const int batches = 20, perBatch = steps / batches;
-    std::vector<double> batchMeans;
-    for (int b = 0; b < batches; b++) {
-        double sum = 0;
-        for (int s = 0; s < perBatch; s++) {
-            integrator.step(1);
-            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
-        }
-        batchMeans.push_back(sum / perBatch);
-    }
+    auto statistics = sampleSpreadStatistics(integrator, context, 20, steps / 20, 1);
     ReferenceCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
     EXPECT_GT(move->getNumAccepted(context), 30) << "too few accepted proposals to test anything";
     delete system;
-    return meanAndSem(batchMeans);
+    return statistics;
 }
 
 }  // namespace
@@ -382,17 +389,7 @@ TEST(BoltzmannGeneratorProposal, LangevinDynamicsWithProposalsSamplesTheBoltzman
     context.setPositions(startPositions());
     context.setVelocitiesToTemperature(T, 5);
     integrator.step(200);
-    const int batches = 20, perBatch = 150;
-    std::vector<double> means;
-    for (int b = 0; b < batches; b++) {
-        double sum = 0;
-        for (int s = 0; s < perBatch; s++) {
-            integrator.step(5);
-            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
-        }
-        means.push_back(sum / perBatch);
-    }
-    auto [mean, sem] = meanAndSem(means);
+    auto [mean, sem] = sampleSpreadStatistics(integrator, context, 20, 150, 5);
     EXPECT_GT(move->getNumAccepted(context), 30);
     EXPECT_LT(sem, 0.2);
     EXPECT_NEAR(mean, 4.5, 4 * sem + 0.02) << "sem " << sem;

@@ -49,15 +49,16 @@ public:
     torch::Tensor sampleAugmented(const torch::Tensor& x, torch::Generator& generator) const;
 
     /** Map a base state z [B, N, 1 + A, D] to data space. */
-    BijectorOutput forwardMap(const torch::Tensor& z);
+    BijectorOutput forwardMap(const torch::Tensor& z) { return applyLayers(z, false); }
     /** Map a data state to the base. */
-    BijectorOutput inverseMap(const torch::Tensor& z);
+    BijectorOutput inverseMap(const torch::Tensor& z) { return applyLayers(z, true); }
     /** The bijectors, in forward order. */
     const std::vector<Bijector>& bijectors() const { return layers; }
     /** log density of the base at state z. */
     torch::Tensor baseLogProb(const torch::Tensor& z) const;
 
 private:
+    BijectorOutput applyLayers(const torch::Tensor& z, bool inverse);
     FlowConfig cfg;
     AugmentedGaussian augmented;
     std::vector<Bijector> layers;
