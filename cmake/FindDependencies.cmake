@@ -35,6 +35,13 @@ if(NOT OPENMM_INCLUDE_DIR OR NOT OPENMM_LIBRARY)
   message(FATAL_ERROR "OpenMM not found: install the openmm wheel into ${Python3_EXECUTABLE}'s environment or set OPENMM_DIR")
 endif()
 get_filename_component(OPENMM_LIBRARY_DIR "${OPENMM_LIBRARY}" DIRECTORY)
+# OpenMM's own platform plugins (CPU, OpenCL, ...): lib/plugins in wheels and upstream installs,
+# lib/<multiarch>/openmm/plugins in Debian.
+find_path(OPENMM_PLUGIN_DIR NAMES libOpenMMCPU.so libOpenMMOpenCL.so
+          HINTS "${OPENMM_LIBRARY_DIR}/plugins" "${OPENMM_LIBRARY_DIR}/openmm/plugins" NO_DEFAULT_PATH)
+if(NOT OPENMM_PLUGIN_DIR)
+  set(OPENMM_PLUGIN_DIR "${OPENMM_LIBRARY_DIR}/plugins")
+endif()
 add_library(OpenMMBG::OpenMM SHARED IMPORTED)
 set_target_properties(OpenMMBG::OpenMM PROPERTIES
   IMPORTED_LOCATION "${OPENMM_LIBRARY}"

@@ -81,7 +81,9 @@ AugmentedCouplingFlowImpl::AugmentedCouplingFlowImpl(const FlowConfig& config) :
 }
 
 torch::TensorOptions AugmentedCouplingFlowImpl::options() const {
-    return torch::TensorOptions().dtype(cfg.dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
+    return torch::TensorOptions()
+        .dtype(cfg.dtype == "float64" ? torch::kFloat64 : torch::kFloat32)
+        .device(layers.front()->parameters().front().device());
 }
 
 torch::Tensor AugmentedCouplingFlowImpl::baseLogProb(const torch::Tensor& z) const {
@@ -108,7 +110,7 @@ BijectorOutput AugmentedCouplingFlowImpl::applyLayers(const torch::Tensor& z, bo
 }
 
 FlowSample AugmentedCouplingFlowImpl::sample(int64_t n, torch::Generator& generator) {
-    auto opts = options().device(layers.front()->parameters().front().device());
+    auto opts = options();
     torch::Tensor x0 = CentreOfMassFreeGaussian::sample(n, cfg.numParticles, cfg.dim, generator, opts);
     torch::Tensor a0 = augmented.sample(x0, cfg.numAug, generator);
     torch::Tensor z0 = joinState(x0, a0);

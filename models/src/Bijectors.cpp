@@ -33,14 +33,17 @@ CouplingImpl::CouplingImpl(std::vector<int64_t> transformedSlots, std::vector<in
 BijectorOutput CouplingImpl::apply(const torch::Tensor& z, bool inverse) {
     const int64_t B = z.size(0), N = z.size(1), D = z.size(3);
     const int64_t m = transformed.size(0);
-    torch::Tensor cond = z.index_select(2, conditioning);
-    torch::Tensor points = z.index_select(2, transformed);
+    // The slot indices live on the CPU (Module::to(dtype) would convert buffers); on another
+    // device they are copied per call, a few bytes.
+    const torch::Tensor conditioningSlots = conditioning.to(z.device()), transformedSlots = transformed.to(z.device());
+    torch::Tensor cond = z.index_select(2, conditioningSlots);
+    torch::Tensor points = z.index_select(2, transformedSlots);
     ConditionerOutput features = conditioner->forward(cond);
     torch::Tensor params = head->forward(features.invariants).view({B, N, m, projection->numParams()});
     torch::Tensor vectors = features.vectors.view({B, N, m, projection->numVectors(), D});
-    torch::Tensor anchors = cond.index_select(2, anchorSlots);
+    torch::Tensor anchors = cond.index_select(2, anchorSlots.to(z.device()));
     ProjectionResult r = projection->apply(points, anchors, vectors, params, inverse);
-    return {z.index_copy(2, transformed, r.points), r.logDet, r.aux};
+    return {z.index_copy(2, transformedSlots, r.points), r.logDet, r.aux};
 }
 
 ShiftCentreOfMassImpl::ShiftCentreOfMassImpl(int64_t centreSlot, Bijector innerBijector)

@@ -13,7 +13,9 @@ torch::Tensor CentreOfMassFreeGaussian::logProb(const torch::Tensor& x) {
 
 torch::Tensor CentreOfMassFreeGaussian::sample(int64_t n, int64_t N, int64_t D, torch::Generator& generator,
                                                const torch::TensorOptions& options) {
-    torch::Tensor eps = torch::randn({n, N, D}, generator, options);
+    // Noise is drawn on the generator's device and moved: a CPU generator gives the same draws
+    // whichever device the flow runs on.
+    torch::Tensor eps = torch::randn({n, N, D}, generator, options.device(generator.device())).to(options.device());
     return eps - eps.mean(1, true);
 }
 
@@ -24,7 +26,9 @@ torch::Tensor AugmentedGaussian::logProb(const torch::Tensor& a, const torch::Te
 }
 
 torch::Tensor AugmentedGaussian::sample(const torch::Tensor& x, int64_t numAug, torch::Generator& generator) const {
-    torch::Tensor eps = torch::randn({x.size(0), x.size(1), numAug, x.size(2)}, generator, x.options());
+    torch::Tensor eps =
+        torch::randn({x.size(0), x.size(1), numAug, x.size(2)}, generator, x.options().device(generator.device()))
+            .to(x.device());
     return x.unsqueeze(2) + sigma * eps;
 }
 

@@ -57,7 +57,7 @@ std::pair<double, torch::Tensor> reverseEss(AugmentedCouplingFlow& flow, Target&
 std::pair<double, torch::Tensor> forwardEss(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& xData,
                                             torch::Generator& generator, int64_t batchSize) {
     torch::NoGradGuard guard;
-    torch::Tensor x = xData.to(flow->options().dtype());
+    torch::Tensor x = xData.to(flow->options());
     x = x - x.mean(1, true);
     std::vector<torch::Tensor> parts;
     for (int64_t start = 0; start < x.size(0); start += batchSize) {

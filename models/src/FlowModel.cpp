@@ -23,7 +23,7 @@ torch::Tensor fromVector(const std::vector<double>& v, std::vector<int64_t> shap
         throw std::invalid_argument(std::string(name) + " has " + std::to_string(v.size()) +
                                     " values, not a positive multiple of " + std::to_string(per));
     shape[0] = int64_t(v.size()) / per;
-    return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64).to(options.dtype());
+    return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64).to(options);
 }
 
 std::vector<double> toVector(const torch::Tensor& t) {
@@ -54,6 +54,21 @@ std::string FlowModel::getConfigJson() const { return impl_->flow->config().toJs
 int FlowModel::getNumParticles() const { return impl_->flow->config().numParticles; }
 int FlowModel::getDim() const { return impl_->flow->config().dim; }
 int FlowModel::getNumAug() const { return impl_->flow->config().numAug; }
+
+void FlowModel::setDevice(const std::string& device) {
+    torch::Device target = torch::kCPU;
+    try {
+        target = torch::Device(device);
+    } catch (const std::exception&) {
+        throw std::invalid_argument("setDevice: '" + device + "' is not a device name (use \"cpu\" or \"cuda:N\")");
+    }
+    if (target.is_cuda() && !at::hasCUDA())
+        throw std::runtime_error("setDevice: '" + device + "' requested but this LibTorch has no CUDA support loaded");
+    torch::NoGradGuard guard;
+    impl_->flow->to(target);
+}
+
+std::string FlowModel::getDevice() const { return impl_->flow->options().device().str(); }
 
 long long FlowModel::getNumParameters() const {
     long long n = 0;
@@ -116,6 +131,8 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
                                               const std::vector<double>& validationValues,
                                               const std::string& optionsJson, bool verbose) {
     const FlowConfig& c = impl_->flow->config();
+    if (!impl_->flow->options().device().is_cpu())
+        throw std::invalid_argument("train: the flow is on " + getDevice() + "; training runs on the CPU (setDevice(\"cpu\"))");
     MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
     if (optionsJson.find("\"random_rotations\"") == std::string::npos)
         options.randomRotations = c.projection == "none";  // Non-E-ACF trains with rotation augmentation

@@ -44,7 +44,7 @@ void varianceScalingInit(nn::Linear& layer, double scale) {
 }
 
 // Pairs (c, c') with c != c', ordered: [numChannels * (numChannels - 1)] index lists.
-std::pair<torch::Tensor, torch::Tensor> orderedChannelPairs(int numChannels) {
+std::pair<torch::Tensor, torch::Tensor> orderedChannelPairs(int numChannels, const torch::Device& device) {
     std::vector<int64_t> first, second;
     for (int c = 0; c < numChannels; c++)
         for (int d = 0; d < numChannels; d++)
@@ -52,7 +52,7 @@ std::pair<torch::Tensor, torch::Tensor> orderedChannelPairs(int numChannels) {
                 first.push_back(c);
                 second.push_back(d);
             }
-    return {torch::tensor(first, torch::kLong), torch::tensor(second, torch::kLong)};
+    return {torch::tensor(first, torch::kLong).to(device), torch::tensor(second, torch::kLong).to(device)};
 }
 
 int numAtomTypes(const std::vector<int64_t>& types) {
@@ -105,7 +105,7 @@ ConditionerOutput EGNNImpl::forward(const torch::Tensor& positions) {
     torch::Tensor offDiagonal = (1 - torch::eye(N, opts)).view({1, N, N, 1});  // j != i
     torch::Tensor eyeN = torch::eye(N, opts).view({1, N, N, 1});
     torch::Tensor pairA, pairB;
-    std::tie(pairA, pairB) = orderedChannelPairs(C);
+    std::tie(pairA, pairB) = orderedChannelPairs(C, positions.device());
     torch::Tensor upperA, upperB;  // unordered pairs c < c'
     {
         std::vector<int64_t> a, b;
@@ -114,8 +114,8 @@ ConditionerOutput EGNNImpl::forward(const torch::Tensor& positions) {
                 a.push_back(c);
                 b.push_back(d);
             }
-        upperA = torch::tensor(a, torch::kLong);
-        upperB = torch::tensor(b, torch::kLong);
+        upperA = torch::tensor(a, torch::kLong).to(positions.device());
+        upperB = torch::tensor(b, torch::kLong).to(positions.device());
     }
     for (int blk = 0; blk < options.numBlocks; blk++) {
         torch::Tensor xij = X.unsqueeze(2) - X.unsqueeze(1);  // [B, N, N, C, D]: x_i - x_j

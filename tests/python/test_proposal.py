@@ -90,3 +90,23 @@ def test_context_creation_errors_name_the_problem(model):
     system.addForce(move)
     with pytest.raises(Exception, match="the model describes 3 particles but 2 were selected"):
         mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+
+
+@pytest.mark.parametrize("platform_name", ["CPU", "OpenCL"])
+def test_plugins_loaded_by_import_serve_every_cpu_platform(model, platform_name):
+    # `import openmmbg` loads build/plugins after OpenMM's own plugins: the Reference plugin covers
+    # the CPU platform and the OpenCL plugin registers on OpenCL (PoCL on CI).
+    platform = mm.Platform.getPlatformByName(platform_name)
+    assert platform.supportsKernels(["CalcBoltzmannGeneratorProposal"])
+    top, system = three_argon()
+    move = openmmbg.BoltzmannGeneratorProposal(model)
+    move.setFrequency(2)
+    move.setNumProposals(2)
+    move.setRandomNumberSeed(4)
+    system.addForce(move)
+    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
+    sim = app.Simulation(top, system, integrator, platform)
+    sim.context.setPositions(np.array([[0.1, 0, 0], [-0.2, 0.3, 0], [0, -0.1, 0.2]]) * unit.nanometer)
+    sim.step(20)
+    assert move.getNumProposed(sim.context) == 20
+    assert move.getNumAccepted(sim.context) > 0

@@ -28,6 +28,7 @@ class AugmentedCouplingFlowImpl : public torch::nn::Module {
 public:
     explicit AugmentedCouplingFlowImpl(const FlowConfig& config);
     const FlowConfig& config() const { return cfg; }
+    /** The dtype (config "dtype") and device of the flow's parameters. */
     torch::TensorOptions options() const;
 
     /** Draw n samples (x, a) ~ q with their joint log-density. */

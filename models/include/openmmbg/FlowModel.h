@@ -28,6 +28,15 @@ public:
     int getNumParticles() const;
     int getDim() const;
     int getNumAug() const;
+    /**
+     * Move the flow to a LibTorch device: "cpu" (the default) or "cuda:N" (needs a CUDA LibTorch
+     * loaded in the process, as the CUDA plugin does). Sampling and densities then run there; the
+     * inputs and outputs of this interface stay host arrays, and a seed gives the same draws on
+     * every device (noise is drawn on the CPU). Training runs on the CPU only.
+     */
+    void setDevice(const std::string& device);
+    /** The device the flow runs on, e.g. "cpu" or "cuda:0". */
+    std::string getDevice() const;
     /** Number of trainable parameters. */
     long long getNumParameters() const;
 

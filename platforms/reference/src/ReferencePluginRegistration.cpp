@@ -1,7 +1,7 @@
 // Entry points OpenMM calls when it loads the plugin (Platform::loadPluginsFromDirectory): register
-// the Reference kernels on every platform derived from ReferencePlatform, which includes the CPU
+// the common kernels on every platform derived from ReferencePlatform, which includes the CPU
 // platform (and so the Reference/CPU Contexts that LocalEnergyMinimizer creates).
-#include "ReferenceBGKernels.h"
+#include "CommonBGKernels.h"
 
 #include "openmm/Platform.h"
 #include "openmm/PluginInitializer.h"
@@ -14,9 +14,8 @@ extern "C" OPENMM_EXPORT void registerPlatforms() {}
 extern "C" OPENMM_EXPORT void registerKernelFactories() {
     for (int i = 0; i < Platform::getNumPlatforms(); i++) {
         Platform& platform = Platform::getPlatform(i);
-        if (dynamic_cast<ReferencePlatform*>(&platform) != nullptr) {
-            auto* factory = new OpenMMBG::ReferenceBGKernelFactory();
-            platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(), factory);
-        }
+        if (dynamic_cast<ReferencePlatform*>(&platform) != nullptr)
+            platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(),
+                                           new OpenMMBG::CommonBGKernelFactory());
     }
 }

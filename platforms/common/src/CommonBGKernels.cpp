@@ -1,4 +1,4 @@
-#include "ReferenceBGKernels.h"
+#include "CommonBGKernels.h"
 
 #include "openmm/Integrator.h"
 #include "openmm/OpenMMException.h"
@@ -12,7 +12,7 @@ using namespace OpenMM;
 
 namespace OpenMMBG {
 
-int ReferenceCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
+int CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
 
 namespace {
 
@@ -26,11 +26,12 @@ double signedVolume(const std::vector<Vec3>& x, const std::array<int, 4>& c) {
 
 }  // namespace
 
-void ReferenceCalcBoltzmannGeneratorProposalKernel::initialize(const System& system,
-                                                               const BoltzmannGeneratorProposal& force,
-                                                               const std::vector<int>& selected) {
+void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system,
+                                                            const BoltzmannGeneratorProposal& force,
+                                                            const std::vector<int>& selected) {
     try {
         model = std::make_unique<FlowModel>(FlowModel::fromBytes(force.getModelBytes()));
+        runFlowCalls([&] { model->setDevice(getFlowDevice()); });
     } catch (const std::exception& e) {
         throw OpenMMException(std::string("BoltzmannGeneratorProposal: cannot load the model: ") + e.what());
     }
@@ -51,8 +52,8 @@ void ReferenceCalcBoltzmannGeneratorProposalKernel::initialize(const System& sys
     lastLogAcceptance = std::numeric_limits<double>::quiet_NaN();
 }
 
-void ReferenceCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, double temperature,
-                                                            bool& forcesInvalid) {
+void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, double temperature,
+                                                         bool& forcesInvalid) {
     const int n = int(particles.size()), A = model->getNumAug(), P = numProposals;
     const double kT = BOLTZMANN * temperature;
     const int groups = context.getIntegrator().getIntegrationForceGroups();
@@ -70,22 +71,25 @@ void ReferenceCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context
         for (int i = 0; i < n; i++)
             for (int d = 0; d < 3; d++)
                 x[3 * i + d] = current[particles[i]][d] - centroid[d];
-        // Gibbs refresh of a, then the current state's terms of log alpha.
-        std::vector<double> a = model->sampleAugmented(x, (long long) (random() >> 1));
-        double logQ = model->logProb(x, a)[0];
-        double logPi = model->logAugmentedTarget(x, a)[0];
+        // The flow calls of this attempt: a Gibbs refresh of a with the current state's terms of
+        // log alpha, and all proposals from one batched call.
+        std::vector<double> a, s, logPis;
+        double logQ, logPi;
+        runFlowCalls([&] {
+            a = model->sampleAugmented(x, (long long) (random() >> 1));
+            logQ = model->logProb(x, a)[0];
+            logPi = model->logAugmentedTarget(x, a)[0];
+            s = model->sample(P, (long long) (random() >> 1));
+            const std::vector<double> proposedX(s.data(), s.data() + size_t(P) * n * 3);
+            const std::vector<double> proposedA(s.data() + size_t(P) * n * 3, s.data() + size_t(P) * n * (A + 1) * 3);
+            logPis = model->logAugmentedTarget(proposedX, proposedA);
+        });
+        const double* xs = s.data();
+        const double* logQs = xs + size_t(P) * n * (A + 1) * 3;
         double energy = context.calcForcesAndEnergy(false, true, groups);
         std::vector<double> signs;
         for (const auto& c : chiralCenters)
             signs.push_back(signedVolume(current, c) > 0 ? 1.0 : -1.0);
-
-        // One batched flow call for all proposals.
-        const std::vector<double> s = model->sample(P, (long long) (random() >> 1));
-        const double* xs = s.data();
-        const double* as = xs + size_t(P) * n * 3;
-        const double* logQs = as + size_t(P) * n * A * 3;
-        const std::vector<double> proposedX(xs, xs + size_t(P) * n * 3), proposedA(as, as + size_t(P) * n * A * 3);
-        const std::vector<double> logPis = model->logAugmentedTarget(proposedX, proposedA);
 
         std::uniform_real_distribution<double> uniform(0.0, 1.0);
         for (int k = 0; k < P; k++) {
@@ -138,10 +142,10 @@ void ReferenceCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context
     }
 }
 
-KernelImpl* ReferenceBGKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl&) const {
+KernelImpl* CommonBGKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl&) const {
     if (name == CalcBoltzmannGeneratorProposalKernel::Name())
-        return new ReferenceCalcBoltzmannGeneratorProposalKernel(name, platform);
-    throw OpenMMException("ReferenceBGKernelFactory: no kernel named '" + name + "'");
+        return new CommonCalcBoltzmannGeneratorProposalKernel(name, platform);
+    throw OpenMMException("CommonBGKernelFactory: no kernel named '" + name + "'");
 }
 
 }  // namespace OpenMMBG

@@ -1,25 +1,30 @@
 #pragma once
-/** Reference (and CPU) platform kernels of the openmm-bg plugin. */
+/**
+ * The flow-proposal kernel shared by every platform. It works through ContextImpl (positions,
+ * velocities, energies with the integrator's force groups), which handles each platform's atom
+ * order and precision, so the Reference, CPU and OpenCL platforms use it as it is; the CUDA
+ * platform runs the flow on the Context's GPU by overriding the two hooks below.
+ */
 #include "OpenMMBGKernels.h"
 #include "openmmbg/FlowModel.h"
 
-#include "openmm/Platform.h"
 #include "openmm/KernelFactory.h"
+#include "openmm/Platform.h"
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <random>
 
 namespace OpenMMBG {
 
 /**
- * The flow-proposal move through ContextImpl: read positions, evaluate the flow on the CPU (LibTorch
- * behind FlowModel), set trial positions, evaluate the energy with the integrator's force groups,
- * and restore the saved positions on rejection.
+ * Reads positions, makes the proposals (one batched flow call), sets each trial with
+ * ContextImpl::setPositions, evaluates the energy, and restores the saved positions on rejection.
  */
-class ReferenceCalcBoltzmannGeneratorProposalKernel : public CalcBoltzmannGeneratorProposalKernel {
+class CommonCalcBoltzmannGeneratorProposalKernel : public CalcBoltzmannGeneratorProposalKernel {
 public:
-    ReferenceCalcBoltzmannGeneratorProposalKernel(const std::string& name, const OpenMM::Platform& platform)
+    CommonCalcBoltzmannGeneratorProposalKernel(const std::string& name, const OpenMM::Platform& platform)
         : CalcBoltzmannGeneratorProposalKernel(name, platform) {}
     void initialize(const OpenMM::System& system, const BoltzmannGeneratorProposal& force,
                     const std::vector<int>& particles) override;
@@ -34,6 +39,15 @@ public:
      */
     static int testingDroppedTerm;
 
+protected:
+    /** The LibTorch device the flow runs on ("cpu" here). */
+    virtual std::string getFlowDevice() const { return "cpu"; }
+    /**
+     * Runs the flow calls of one attempt. The CUDA platform makes LibTorch's CUDA context current
+     * around them (OpenMM's own context is current otherwise).
+     */
+    virtual void runFlowCalls(const std::function<void()>& calls) { calls(); }
+
 private:
     std::unique_ptr<FlowModel> model;
     std::vector<int> particles;
@@ -46,7 +60,8 @@ private:
     double lastLogAcceptance;
 };
 
-class ReferenceBGKernelFactory : public OpenMM::KernelFactory {
+/** Creates CommonCalcBoltzmannGeneratorProposalKernel (Reference, CPU and OpenCL platforms). */
+class CommonBGKernelFactory : public OpenMM::KernelFactory {
 public:
     OpenMM::KernelImpl* createKernelImpl(std::string name, const OpenMM::Platform& platform,
                                          OpenMM::ContextImpl& context) const override;

@@ -1,0 +1,447 @@
+#pragma once
+// BoltzmannGeneratorProposal tests shared by every platform: exactness against a known equilibrium
+// average (and failure with any term of log alpha dropped), a hand-computed acceptance ratio,
+// bit-identical state after rejections, step counting, the chirality guard and every setup error.
+// Each platform's runner (Test<Platform>BoltzmannGeneratorProposal.cpp) defines testPlatform()
+// and testProperties() and may add tests of its own, e.g. expectSameDecisionsAsReference().
+#include "BoltzmannGeneratorProposal.h"
+#include "CommonBGKernels.h"
+#include "openmmbg/FlowModel.h"
+
+#include "openmm/Context.h"
+#include "openmm/CustomExternalForce.h"
+#include "openmm/HarmonicBondForce.h"
+#include "openmm/LangevinMiddleIntegrator.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/State.h"
+#include "openmm/System.h"
+#include "openmm/VerletIntegrator.h"
+#include "openmm/VirtualSite.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <random>
+
+using namespace OpenMM;
+using namespace OpenMMBG;
+
+/** The platform under test (its kernels registered by the runner). */
+Platform& testPlatform();
+/** Platform properties for every Context of the tests, e.g. the precision. */
+std::map<std::string, std::string> testProperties();
+
+namespace {
+
+const double BOLTZ = 1.380649e-23 * 6.02214076e23 / 1000.0;
+
+// Positions of a single-precision Context are rounded to float; mixed keeps a correction term but
+// is tested with the same loose tolerance.
+bool roundsPositions() {
+    auto p = testProperties();
+    auto it = p.find("Precision");
+    return it != p.end() && it->second != "double";
+}
+
+std::string modelFile(const std::string& name, const std::string& extra) {
+    const std::string path = (std::filesystem::temp_directory_path() / ("openmmbg_bgp_" + name + ".bgm")).string();
+    FlowModel(R"({"num_particles": 4, "dim": 3, "projection": "vector", "num_layers": 2, "dtype": "float64",
+                  "egnn_blocks": 1, "egnn_mlp_units": [16, 16], "egnn_hidden_features": 16,
+                  "egnn_output_features": 16, "head_mlp_units": [16, 16], "aug_scale": 0.3)" + extra + "}")
+        .save(path);
+    return path;
+}
+
+// Four massless particles (MD leaves them where they are) in a harmonic well k/2 sum |x_i|^2.
+System* wellSystem(double k) {
+    System* system = new System();
+    CustomExternalForce* well = new CustomExternalForce("0.5*k*(x^2+y^2+z^2)");
+    well->addGlobalParameter("k", k);
+    for (int i = 0; i < 4; i++) {
+        system->addParticle(0.0);
+        well->addParticle(i);
+    }
+    system->addForce(well);
+    return system;
+}
+
+std::vector<Vec3> startPositions() {
+    return {Vec3(0.3, 0.1, -0.2), Vec3(-0.4, 0.2, 0.1), Vec3(0.1, -0.5, 0.3), Vec3(0.2, 0.3, -0.1)};
+}
+
+double centredSquaredNorm(const std::vector<Vec3>& x) {
+    Vec3 c = (x[0] + x[1] + x[2] + x[3]) * 0.25;
+    double s = 0;
+    for (int i = 0; i < 4; i++)
+        s += (x[i] - c).dot(x[i] - c);
+    return s;
+}
+
+// Mean of batch means and its standard error.
+std::pair<double, double> meanAndSem(const std::vector<double>& batchMeans) {
+    const double n = double(batchMeans.size());
+    double mean = 0, var = 0;
+    for (double m : batchMeans)
+        mean += m / n;
+    for (double m : batchMeans)
+        var += (m - mean) * (m - mean) / (n - 1);
+    return {mean, std::sqrt(var / n)};
+}
+
+// Run `batches` x `perBatch` samples of sum_i |x_i - centroid|^2, `stepsPerSample` steps apart;
+// returns the mean and its batch-means standard error.
+std::pair<double, double> sampleSpreadStatistics(Integrator& integrator, Context& context, int batches, int perBatch,
+                                                 int stepsPerSample) {
+    std::vector<double> batchMeans;
+    for (int b = 0; b < batches; b++) {
+        double sum = 0;
+        for (int s = 0; s < perBatch; s++) {
+            integrator.step(stepsPerSample);
+            sum += centredSquaredNorm(context.getState(State::Positions).getPositions());
+        }
+        batchMeans.push_back(sum / perBatch);
+    }
+    return meanAndSem(batchMeans);
+}
+
+// Mean and batch-means standard error of sum_i |x_i - centroid|^2 sampled by proposals alone.
+std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
+    const double T = 300.0, kT = BOLTZ * T, k = 2.0 * kT;  // exact spread: 3 (N - 1) kT / k = 4.5
+    CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = droppedTerm;
+    System* system = wellSystem(k);
+    BoltzmannGeneratorProposal* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
+    move->setFrequency(1);
+    move->setNumProposals(4);
+    move->setTemperature(T);
+    move->setRandomNumberSeed(1234);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    context.setPositions(startPositions());
+    auto statistics = sampleSpreadStatistics(integrator, context, 20, steps / 20, 1);
+    CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
+    EXPECT_GT(move->getNumAccepted(context), 30) << "too few accepted proposals to test anything";
+    delete system;
+    return statistics;
+}
+
+}  // namespace
+
+TEST(BoltzmannGeneratorProposal, ProposalsAloneSampleTheBoltzmannDistribution) {
+    // Exact: E[sum |x_i - c|^2] = 3 (N - 1) kT / k = 4.5 on the fixed-centroid fibre.
+    auto [mean, sem] = sampleSpread(0, 1500);
+    EXPECT_LT(sem, 0.2) << "the test would have no power";
+    EXPECT_NEAR(mean, 4.5, 4 * sem + 0.02) << "sem " << sem;
+}
+
+TEST(BoltzmannGeneratorProposal, DroppingAnyTermOfLogAlphaIsDetected) {
+    for (int term : {1, 2, 3}) {
+        auto [mean, sem] = sampleSpread(term, 1500);
+        EXPECT_GT(std::abs(mean - 4.5), 4 * sem + 0.02) << "dropping term " << term << " gave " << mean << " +- " << sem;
+    }
+}
+
+namespace {
+
+// n massless particles and no forces: U = 0.
+System* freeSystem(int n = 4) {
+    System* system = new System();
+    for (int i = 0; i < n; i++)
+        system->addParticle(0.0);
+    return system;
+}
+
+void expectError(System* system, BoltzmannGeneratorProposal* move, const std::string& fragment) {
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    try {
+        Context context(*system, integrator, testPlatform(), testProperties());
+        ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("BoltzmannGeneratorProposal"), std::string::npos) << e.what();
+    }
+    delete system;
+}
+
+}  // namespace
+
+TEST(BoltzmannGeneratorProposal, AcceptanceRatioOfAHandBuiltCase) {
+    // Identity flow (q(x, a) = N_com(x) pi(a|x)) and U = 0: log alpha = (|x'|^2 - |x|^2) / 2 for the
+    // centred configurations, whatever a and a' are.
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setFrequency(1);
+    move->setRandomNumberSeed(5);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    context.setPositions(startPositions());
+    int checked = 0;
+    for (int s = 0; s < 150; s++) {
+        std::vector<Vec3> before = context.getState(State::Positions).getPositions();
+        long long accepted = move->getNumAccepted(context);
+        integrator.step(1);
+        std::vector<Vec3> after = context.getState(State::Positions).getPositions();
+        double logAlpha = move->getLastLogAcceptanceRatio(context);
+        if (move->getNumAccepted(context) > accepted) {
+            EXPECT_NEAR(logAlpha, 0.5 * (centredSquaredNorm(after) - centredSquaredNorm(before)),
+                        roundsPositions() ? 1e-5 : 1e-8);
+            Vec3 c0 = (before[0] + before[1] + before[2] + before[3]) * 0.25;
+            Vec3 c1 = (after[0] + after[1] + after[2] + after[3]) * 0.25;
+            EXPECT_LT((c1 - c0).dot(c1 - c0), roundsPositions() ? 1e-12 : 1e-20) << "the centroid moved";
+            checked++;
+        } else {
+            EXPECT_LT(logAlpha, 0.0) << "a proposal with log alpha >= 0 must be accepted";
+            for (int i = 0; i < 4; i++)
+                EXPECT_EQ(before[i][0], after[i][0]);
+        }
+    }
+    EXPECT_EQ(move->getNumProposed(context), 150);
+    EXPECT_GT(checked, 5);
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, RejectedProposalsLeaveTheStateBitIdentical) {
+    // Stiff bonds: every flow proposal has an enormous energy and is rejected. The trajectory with
+    // the Force must equal the trajectory without it, bit for bit.
+    auto build = [](bool withMove) {
+        System* system = new System();
+        HarmonicBondForce* bonds = new HarmonicBondForce();
+        for (int i = 0; i < 4; i++)
+            system->addParticle(12.0);
+        for (int i = 0; i < 3; i++)
+            bonds->addBond(i, i + 1, 0.15, 1e6);
+        system->addForce(bonds);
+        if (withMove) {
+            auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+            move->setFrequency(1);
+            move->setNumProposals(3);
+            system->addForce(move);
+        }
+        return system;
+    };
+    std::vector<Vec3> start = {Vec3(0, 0, 0), Vec3(0.15, 0, 0), Vec3(0.15, 0.15, 0), Vec3(0.3, 0.15, 0.05)};
+    System* a = build(true);
+    System* b = build(false);
+    // Verlet: deterministic, and free of the process-global random stream that two Langevin
+    // Contexts in one process would share.
+    VerletIntegrator ia(0.0005), ib(0.0005);
+    Context ca(*a, ia, testPlatform(), testProperties()), cb(*b, ib, testPlatform(), testProperties());
+    const std::vector<Vec3> velocities = {Vec3(0.3, -0.2, 0.1), Vec3(-0.1, 0.4, 0), Vec3(0.2, 0.1, -0.3), Vec3(0, -0.2, 0.2)};
+    for (Context* c : {&ca, &cb}) {
+        c->setPositions(start);
+        c->setVelocities(velocities);
+    }
+    ia.step(25);
+    ib.step(25);
+    auto* move = dynamic_cast<BoltzmannGeneratorProposal*>(&a->getForce(1));
+    EXPECT_EQ(move->getNumProposed(ca), 75);
+    EXPECT_EQ(move->getNumAccepted(ca), 0);
+    State sa = ca.getState(State::Positions | State::Velocities | State::Forces | State::Energy);
+    State sb = cb.getState(State::Positions | State::Velocities | State::Forces | State::Energy);
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < 3; d++) {
+            EXPECT_EQ(sa.getPositions()[i][d], sb.getPositions()[i][d]);
+            EXPECT_EQ(sa.getVelocities()[i][d], sb.getVelocities()[i][d]);
+            EXPECT_EQ(sa.getForces()[i][d], sb.getForces()[i][d]);
+        }
+    EXPECT_EQ(sa.getPotentialEnergy(), sb.getPotentialEnergy());
+    delete a;
+    delete b;
+}
+
+TEST(BoltzmannGeneratorProposal, FrequencyAndStepCounting) {
+    for (int frequency : {0, 1, 3}) {
+        System* system = freeSystem();
+        auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+        move->setFrequency(frequency);
+        move->setNumProposals(2);
+        system->addForce(move);
+        VerletIntegrator integrator(0.001);
+        Context context(*system, integrator, testPlatform(), testProperties());
+        context.setPositions(startPositions());
+        integrator.step(10);
+        EXPECT_EQ(move->getNumProposed(context), frequency == 0 ? 0 : 2 * (10 / frequency)) << "frequency " << frequency;
+        delete system;
+    }
+    BoltzmannGeneratorProposal move(modelFile("identity", R"(, "identity_init": true)"));
+    EXPECT_THROW(move.setFrequency(-1), OpenMMException);
+    EXPECT_THROW(move.setNumProposals(0), OpenMMException);
+    EXPECT_THROW(move.setTemperature(0), OpenMMException);
+    EXPECT_THROW(move.setTemperature(-5), OpenMMException);
+}
+
+TEST(BoltzmannGeneratorProposal, TemperatureIsAContextParameter) {
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setTemperature(250);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    EXPECT_EQ(context.getParameter(BoltzmannGeneratorProposal::Temperature()), 250);
+    context.setParameter(BoltzmannGeneratorProposal::Temperature(), -1);
+    context.setPositions(startPositions());
+    move->setFrequency(1);
+    EXPECT_THROW(integrator.step(10), OpenMMException) << "frequency changes need reinitialize; temperature check";
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, ChiralityGuardKeepsTheSign) {
+    System* system = freeSystem();
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setFrequency(1);
+    move->setNumProposals(4);
+    move->setRandomNumberSeed(11);
+    move->addChiralCenter(0, 1, 2, 3);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    context.setPositions(startPositions());
+    auto volume = [&]() {
+        std::vector<Vec3> x = context.getState(State::Positions).getPositions();
+        return (x[1] - x[0]).dot((x[2] - x[0]).cross(x[3] - x[0]));
+    };
+    const double sign = volume() > 0 ? 1 : -1;
+    for (int s = 0; s < 50; s++) {
+        integrator.step(1);
+        EXPECT_GT(sign * volume(), 0) << "step " << s;
+    }
+    EXPECT_GT(move->getNumAccepted(context), 5);
+    delete system;
+}
+
+TEST(BoltzmannGeneratorProposal, SetupErrors) {
+    const std::string model = modelFile("identity", R"(, "identity_init": true)");
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 2});
+        expectError(freeSystem(), move, "the model describes 4 particles but 3 were selected");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 2, 9});
+        expectError(freeSystem(), move, "out of range");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->setParticles({0, 1, 1, 2});
+        expectError(freeSystem(), move, "selected twice");
+    }
+    expectError(freeSystem(3), new BoltzmannGeneratorProposal(model), "has only 3");
+    {
+        System* system = freeSystem();
+        system->addConstraint(0, 1, 0.1);
+        expectError(system, new BoltzmannGeneratorProposal(model), "constraint");
+    }
+    {
+        System* system = freeSystem(5);
+        system->setVirtualSite(4, new TwoParticleAverageSite(0, 1, 0.5, 0.5));
+        expectError(system, new BoltzmannGeneratorProposal(model), "virtual site 4");
+    }
+    {
+        System* system = freeSystem();
+        system->setDefaultPeriodicBoxVectors(Vec3(2, 0, 0), Vec3(0, 2, 0), Vec3(0, 0, 2));
+        CustomExternalForce* f = new CustomExternalForce("0");
+        system->addForce(f);
+        HarmonicBondForce* periodic = new HarmonicBondForce();
+        periodic->setUsesPeriodicBoundaryConditions(true);
+        periodic->addBond(0, 1, 0.1, 1.0);
+        system->addForce(periodic);
+        expectError(system, new BoltzmannGeneratorProposal(model), "periodic");
+    }
+    {
+        auto* move = new BoltzmannGeneratorProposal(model);
+        move->addChiralCenter(0, 1, 2, 5);
+        expectError(freeSystem(6), move, "chiral centre particle 5");
+    }
+    {
+        const std::string twoD = (std::filesystem::temp_directory_path() / "openmmbg_bgp_2d.bgm").string();
+        FlowModel(R"({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1})").save(twoD);
+        expectError(freeSystem(), new BoltzmannGeneratorProposal(twoD), "3-D");
+    }
+    EXPECT_THROW(BoltzmannGeneratorProposal("/nonexistent/model.bgm"), OpenMMException);
+    const std::string corrupt = (std::filesystem::temp_directory_path() / "openmmbg_bgp_corrupt.bgm").string();
+    {
+        std::string bytes = FlowModel(R"({"num_particles": 4, "dim": 3, "projection": "vector", "num_layers": 1})").toBytes();
+        bytes[bytes.size() - 2] ^= 0x11;
+        std::FILE* f = std::fopen(corrupt.c_str(), "wb");
+        std::fwrite(bytes.data(), 1, bytes.size(), f);
+        std::fclose(f);
+    }
+    try {
+        BoltzmannGeneratorProposal bad(corrupt);
+        ADD_FAILURE() << "a corrupt model was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+    }
+}
+
+TEST(BoltzmannGeneratorProposal, LangevinDynamicsWithProposalsSamplesTheBoltzmannDistribution) {
+    // Four 12-amu particles in the harmonic well k = 2 kT / nm^2: Langevin MD (which also moves the
+    // centroid) plus proposals every 5 steps must keep E[sum |x_i - c|^2] = 3 (N - 1) kT / k = 4.5.
+    const double T = 300.0, kT = BOLTZ * T;
+    System* system = wellSystem(2.0 * kT);
+    for (int i = 0; i < 4; i++)
+        system->setParticleMass(i, 12.0);
+    auto* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
+    move->setFrequency(5);
+    move->setNumProposals(4);
+    move->setTemperature(T);
+    move->setRandomNumberSeed(4321);
+    system->addForce(move);
+    LangevinMiddleIntegrator integrator(T, 5.0, 0.01);
+    integrator.setRandomNumberSeed(17);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    context.setPositions(startPositions());
+    context.setVelocitiesToTemperature(T, 5);
+    integrator.step(200);
+    auto [mean, sem] = sampleSpreadStatistics(integrator, context, 20, 150, 5);
+    EXPECT_GT(move->getNumAccepted(context), 30);
+    EXPECT_LT(sem, 0.2);
+    EXPECT_NEAR(mean, 4.5, 4 * sem + 0.02) << "sem " << sem;
+    delete system;
+}
+
+// The same seed makes the same accept/reject decisions on the platform under test as on the
+// Reference platform: the flow runs on the CPU for both, so only the energies' precision differs.
+inline void expectSameDecisionsAsReference() {
+    const double T = 300.0, kT = BOLTZ * T;
+    auto run = [&](Platform& platform, const std::map<std::string, std::string>& properties) {
+        System* system = wellSystem(2.0 * kT);
+        auto* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
+        move->setFrequency(1);
+        move->setNumProposals(4);
+        move->setTemperature(T);
+        move->setRandomNumberSeed(99);
+        system->addForce(move);
+        VerletIntegrator integrator(0.001);
+        Context context(*system, integrator, platform, properties);
+        context.setPositions(startPositions());
+        std::vector<std::pair<long long, double>> decisions;
+        for (int s = 0; s < 60; s++) {
+            integrator.step(1);
+            decisions.emplace_back(move->getNumAccepted(context), move->getLastLogAcceptanceRatio(context));
+        }
+        std::vector<Vec3> positions = context.getState(State::Positions).getPositions();
+        delete system;
+        return std::make_pair(decisions, positions);
+    };
+    auto [reference, referencePositions] = run(Platform::getPlatformByName("Reference"), {});
+    auto [tested, testedPositions] = run(testPlatform(), testProperties());
+    const double tolerance = roundsPositions() ? 1e-3 : 1e-7;
+    ASSERT_EQ(reference.size(), tested.size());
+    EXPECT_GT(reference.back().first, 10) << "too few acceptances to compare";
+    for (size_t s = 0; s < reference.size(); s++) {
+        ASSERT_EQ(reference[s].first, tested[s].first) << "accepted counts differ after step " << s;
+        if (std::isfinite(reference[s].second))
+            EXPECT_NEAR(reference[s].second, tested[s].second, tolerance) << "step " << s;
+    }
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < 3; d++)
+            EXPECT_NEAR(referencePositions[i][d], testedPositions[i][d], roundsPositions() ? 1e-5 : 1e-10);
+}
