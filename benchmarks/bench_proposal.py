@@ -1,6 +1,6 @@
 """Cost of one BoltzmannGeneratorProposal proposal against one MD step.
 
-    OMP_NUM_THREADS=1 scripts/python benchmarks/bench_proposal.py [--platform Reference]
+    OMP_NUM_THREADS=1 scripts/python benchmarks/bench_proposal.py [--platform Reference] [--precision single]
 
 For an LJ13-sized system (13 particles, LJ + tether custom forces, the default E-ACF architecture)
 and an alanine-dipeptide-sized one (../shared/data/aldp, OBC1, 22 atoms; the paper's alanine
@@ -52,25 +52,30 @@ def aldp_system():
     return system, positions, config, 300.0
 
 
-def time_steps(system, positions, temperature, platform, steps):
+def time_steps(system, positions, temperature, platform, properties, steps):
     integrator = mm.LangevinMiddleIntegrator(temperature, 1.0, 0.001)
-    context = mm.Context(system, integrator, mm.Platform.getPlatformByName(platform))
+    context = mm.Context(system, integrator, mm.Platform.getPlatformByName(platform), properties)
     context.setPositions(positions)
     integrator.step(5)
+    context.getState(getPositions=True)  # GPU platforms queue work: time only finished steps
     start = time.perf_counter()
     integrator.step(steps)
+    context.getState(getPositions=True)
     return (time.perf_counter() - start) / steps, context
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--platform", default="Reference")
+    p.add_argument("--precision", default=None, help="OpenCL/CUDA precision: single, mixed or double")
     args = p.parse_args()
+    properties = {"Precision": args.precision} if args.precision else {}
+    label = args.platform + (f" ({args.precision})" if args.precision else "")
     print(f"| system | platform | MD step | MD step + 1 proposal | proposal / MD step |")
     print("|---|---|--:|--:|--:|")
     for name, build, steps, proposal_steps in (("LJ13", lj13_system, 2000, 20), ("ALDP (OBC1)", aldp_system, 500, 3)):
         system, positions, config, temperature = build()
-        md, _ = time_steps(system, positions, temperature, args.platform, steps)
+        md, _ = time_steps(system, positions, temperature, args.platform, properties, steps)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.bgm")
             openmmbg.Flow(config).save(path)
@@ -78,10 +83,10 @@ def main():
             move.setFrequency(1)
             move.setTemperature(temperature)
             system.addForce(move)
-            with_move, context = time_steps(system, positions, temperature, args.platform, proposal_steps)
+            with_move, context = time_steps(system, positions, temperature, args.platform, properties, proposal_steps)
             assert move.getNumProposed(context) == proposal_steps + 5
         proposal = with_move - md
-        print(f"| {name} | {args.platform} | {md * 1e3:.3f} ms | {with_move * 1e3:.1f} ms | {proposal / md:.0f} |")
+        print(f"| {name} | {label} | {md * 1e3:.3f} ms | {with_move * 1e3:.1f} ms | {proposal / md:.0f} |")
 
 
 if __name__ == "__main__":
