@@ -206,3 +206,74 @@ TEST(DcdReader, BadSelectionsAreClearErrors) {
     options.stride = 0;
     expectError([&] { readDcd(path, options); }, "frame stride must be at least 1");
 }
+
+// ---- DcdWriter ----
+#include "openmmbg/DcdWriter.h"
+
+namespace {
+
+std::vector<double> writerFrame(int f, int n) {
+    std::vector<double> x(3 * n);
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < 3; d++)
+            x[3 * i + d] = 0.1 * coordinate(f, i, d);  // nm; float-exact in angstrom
+    return x;
+}
+
+}  // namespace
+
+TEST(DcdWriter, FramesReadBackExactlyAndTheHeaderIsCurrent) {
+    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_writer.dcd").string();
+    const int n = 5;
+    {
+        DcdWriter writer(path, n, 500, 500, 0.001);
+        for (int f = 0; f < 3; f++) {
+            writer.writeFrame(writerFrame(f, n).data());
+            writer.flush();
+            // Readable after every frame, with the frame count in the header.
+            DcdHeader h = readDcdHeader(path);
+            EXPECT_EQ(h.numFrames, f + 1);
+            EXPECT_EQ(h.headerFrames, f + 1);
+        }
+    }
+    DcdHeader h = readDcdHeader(path);
+    EXPECT_EQ(h.numParticles, n);
+    EXPECT_EQ(h.firstStep, 500);
+    EXPECT_EQ(h.interval, 500);
+    EXPECT_NEAR(h.timestep * 0.04888821, 0.001, 1e-9);
+    EXPECT_FALSE(h.hasUnitCell);
+    Array a = readDcd(path);
+    ASSERT_EQ(a.shape, (std::vector<int64_t>{3, n, 3}));
+    for (int f = 0; f < 3; f++)
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < 3; d++)
+                EXPECT_NEAR(a.values[(f * n + i) * 3 + d], 0.1 * coordinate(f, i, d), 1e-6);
+}
+
+TEST(DcdWriter, ReopeningKeepsTheRequestedFramesAndDropsTheRest) {
+    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_writer_resume.dcd").string();
+    const int n = 4;
+    {
+        DcdWriter writer(path, n, 10, 10, 0.002);
+        for (int f = 0; f < 5; f++)
+            writer.writeFrame(writerFrame(f, n).data());
+    }
+    {
+        // A killed run may also leave half a frame: append a few stray bytes.
+        std::ofstream out(path, std::ios::binary | std::ios::app);
+        out << "partial";
+    }
+    {
+        DcdWriter writer(path, n, 10, 10, 0.002, 3);
+        EXPECT_EQ(writer.getNumFrames(), 3);
+        writer.writeFrame(writerFrame(7, n).data());
+    }
+    Array a = readDcd(path);
+    ASSERT_EQ(a.shape[0], 4);
+    EXPECT_NEAR(a.values[(2 * n) * 3], 0.1 * coordinate(2, 0, 0), 1e-6);
+    EXPECT_NEAR(a.values[(3 * n) * 3], 0.1 * coordinate(7, 0, 0), 1e-6);
+    EXPECT_FALSE(readDcdHeader(path).partialLastFrame);
+    EXPECT_THROW(DcdWriter(path, n + 1, 10, 10, 0.002, 1), std::runtime_error);  // wrong particle count
+    EXPECT_THROW(DcdWriter(path, n, 10, 10, 0.002, 9), std::runtime_error);      // fewer frames than kept
+    EXPECT_THROW(DcdWriter("/nonexistent/dir/x.dcd", n, 10, 10, 0.002), std::runtime_error);
+}
