@@ -3,6 +3,7 @@
 //   openmmbg info     --config JSON | --model FILE
 //   openmmbg train    --system dw4|lj13 --projection P --data-dir DIR --output FILE [options]
 //   openmmbg evaluate --model FILE --system dw4|lj13 --data-dir DIR [options]
+//   openmmbg remd     --system FILE --state FILE --temperatures LIST --exchanges N --output DIR [options]
 //
 // Errors print one line "openmmbg: error: ..." and exit with status 1 (2 for usage errors).
 #include "openmmbg/DataIO.h"
@@ -12,12 +13,19 @@
 #include "openmmbg/ModelFile.h"
 #include "openmmbg/Training.h"
 #include "OpenMMSystemTargetImpl.h"
+#include "ReplicaExchange.h"
+
+#include "openmm/Platform.h"
+#include "openmm/State.h"
+#include "openmm/serialization/XmlSerializer.h"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -76,6 +84,24 @@ commands:
               --num-test N             default: the whole test split
               --num-ess-samples N      flow samples for the reverse ESS (default 10000)
               --seed N                 default 0
+  remd      temperature replica exchange of an OpenMM System; rerun the same command to resume
+            a killed run (and to extend it, with a larger --exchanges)
+              --system FILE            the System as XML (openmm.XmlSerializer.serialize(system));
+                                       a BoltzmannGeneratorProposal in it proposes in every replica
+              --state FILE             starting positions: an OpenMM State as XML (nm), e.g.
+                                       XmlSerializer.serialize(context.getState(getPositions=True))
+              --temperatures LIST      K, increasing, e.g. 300,332,367; or a geometric ladder:
+              --tmin K --tmax K --num-replicas N
+              --exchanges N            total exchange attempts to reach
+              --output DIR             trajectory_<i>.dcd, energies.csv, statistics.json, checkpoint.bin
+              --steps-per-exchange N   default 500
+              --timestep PS            default 0.001
+              --friction PER_PS        Langevin friction, default 1
+              --exchanges-per-frame N  default 1
+              --checkpoint-every N     exchanges between checkpoints (default 10)
+              --platform NAME          default: OpenMM's fastest (CPU)
+              --precision P            single|mixed|double (OpenCL, CUDA)
+              --seed N                 default 0: from the clock
 )";
 
 class Args {
@@ -454,6 +480,106 @@ int commandEvaluate(Args& args) {
     return 0;
 }
 
+std::vector<double> temperatureLadder(Args& args) {
+    std::vector<double> temperatures;
+    if (args.has("temperatures")) {
+        if (args.has("tmin") || args.has("tmax") || args.has("num-replicas"))
+            throw UsageError("give either --temperatures or --tmin/--tmax/--num-replicas");
+        std::stringstream list(args.get("temperatures"));
+        std::string item;
+        while (std::getline(list, item, ',')) {
+            try {
+                size_t pos;
+                temperatures.push_back(std::stod(item, &pos));
+                if (pos != item.size())
+                    throw std::invalid_argument(item);
+            } catch (const std::exception&) {
+                throw UsageError("--temperatures: cannot read '" + item + "' (expected a list like 300,330,363)");
+            }
+        }
+        return temperatures;
+    }
+    const double tmin = args.getDouble("tmin", 0), tmax = args.getDouble("tmax", 0);
+    const long long n = args.getInt("num-replicas", 0);
+    if (!(tmin > 0) || !(tmax > tmin) || n < 2)
+        throw UsageError("give --temperatures, or --tmin > 0, --tmax > tmin and --num-replicas >= 2");
+    for (long long i = 0; i < n; i++)
+        temperatures.push_back(tmin * std::pow(tmax / tmin, double(i) / double(n - 1)));
+    return temperatures;
+}
+
+template <class T>
+T* readXml(const std::string& path, const char* what) {
+    std::ifstream in(path);
+    if (!in)
+        throw std::runtime_error("cannot read " + std::string(what) + " '" + path + "'");
+    try {
+        return OpenMM::XmlSerializer::deserialize<T>(in);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("'" + path + "' is not an OpenMM " + what + " in XML: " + e.what());
+    }
+}
+
+// OpenMM's platforms (OPENMM_PLUGIN_DIR, else the folder found at build time) and ours (beside the
+// executable, or OPENMMBG_PLUGIN_DIR), so a System holding a BoltzmannGeneratorProposal runs.
+void loadPlugins(const char* argv0) {
+    const char* openmmDir = std::getenv("OPENMM_PLUGIN_DIR");
+    OpenMM::Platform::loadPluginsFromDirectory(openmmDir != nullptr ? openmmDir : OPENMM_PLUGIN_DIR);
+    const char* ours = std::getenv("OPENMMBG_PLUGIN_DIR");
+    std::filesystem::path dir = ours != nullptr ? std::filesystem::path(ours)
+                                                : std::filesystem::absolute(argv0).parent_path() / "plugins";
+    if (std::filesystem::is_directory(dir))
+        OpenMM::Platform::loadPluginsFromDirectory(dir.string());
+}
+
+int commandRemd(Args& args, const char* argv0) {
+    ReplicaExchangeOptions options;
+    const std::string systemPath = args.require("system"), statePath = args.require("state");
+    options.temperatures = temperatureLadder(args);
+    options.outputDirectory = args.require("output");
+    const long long exchanges = args.getInt("exchanges", -1);
+    if (exchanges < 1)
+        throw UsageError("--exchanges must be given and positive");
+    options.stepsPerExchange = int(args.getInt("steps-per-exchange", 500));
+    options.timestep = args.getDouble("timestep", 0.001);
+    options.friction = args.getDouble("friction", 1.0);
+    options.exchangesPerFrame = int(args.getInt("exchanges-per-frame", 1));
+    options.exchangesPerCheckpoint = int(args.getInt("checkpoint-every", 10));
+    options.platform = args.get("platform");
+    if (args.has("precision"))
+        options.platformProperties["Precision"] = args.get("precision");
+    options.randomSeed = int(args.getInt("seed", 0));
+    args.checkAllUsed();
+    loadPlugins(argv0);
+    std::unique_ptr<OpenMM::System> system(readXml<OpenMM::System>(systemPath, "System"));
+    std::unique_ptr<OpenMM::State> state(readXml<OpenMM::State>(statePath, "State"));
+    ReplicaExchange remd(*system, state->getPositions(), options);
+    if (remd.getNumExchanges() > 0)
+        std::cerr << "[openmmbg] resuming " << options.outputDirectory << " at exchange " << remd.getNumExchanges()
+                  << std::endl;
+    const auto start = std::chrono::steady_clock::now();
+    const long long first = remd.getNumExchanges();
+    long long lastPrinted = -1;
+    remd.run(exchanges, [&](long long done, long long total) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const long long every = std::max<long long>(1, total / 100);
+        if (done == total || done / every != lastPrinted) {
+            lastPrinted = done / every;
+            const double perExchange = elapsed / double(std::max<long long>(done - first, 1));
+            std::string swaps;
+            for (int p = 0; p + 1 < remd.getNumReplicas(); p++) {
+                const long long a = remd.getNumSwapsAttempted(p);
+                swaps += (p ? " " : "") + std::to_string(a > 0 ? int(std::lround(100.0 * remd.getNumSwapsAccepted(p) / a)) : 0);
+            }
+            std::cerr << "[openmmbg] exchange " << done << "/" << total << "  swap acceptance % [" << swaps << "]  "
+                      << formatDuration(elapsed) << " elapsed, ETA " << formatDuration(perExchange * double(total - done))
+                      << std::endl;
+        }
+    });
+    std::cout << remd.getStatisticsJson() << std::endl;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -478,6 +604,8 @@ int main(int argc, char** argv) {
             return commandTrain(args);
         if (command == "evaluate")
             return commandEvaluate(args);
+        if (command == "remd")
+            return commandRemd(args, argv[0]);
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {
         std::cerr << "openmmbg: error: " << e.what() << " (see openmmbg --help)" << std::endl;

@@ -39,6 +39,12 @@ def test_info_prints_full_config_and_parameter_count():
     (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp", "--bogus", "1"), 2, "--bogus"),
     (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp"), 1, "m.bgm"),
     (("train", "--system", "dw4", "--data-dir", "/tmp", "--output", "/tmp/x.bgm"), 1, "efm"),
+    (("remd", "--system", "/nonexistent.xml", "--state", "s.xml", "--temperatures", "300,350",
+      "--exchanges", "5", "--output", "/tmp/remd"), 1, "cannot read System"),
+    (("remd", "--system", "x.xml", "--state", "s.xml", "--temperatures", "300,abc",
+      "--exchanges", "5", "--output", "/tmp/remd"), 2, "--temperatures"),
+    (("remd", "--system", "x.xml", "--state", "s.xml", "--tmin", "300",
+      "--exchanges", "5", "--output", "/tmp/remd"), 2, "--tmax"),
 ])
 def test_errors_are_one_line_with_nonzero_exit(args, code, fragment):
     r = run(*args)
@@ -186,3 +192,39 @@ def test_training_resumes_exactly_after_sigkill(tmp_path):
     a, b = openmmbg.Flow.load(reference), openmmbg.Flow.load(killed)
     x, aug, _ = a.sample(16, seed=3)
     np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
+
+
+def test_remd_writes_outputs_and_resumes(tmp_path):
+    import openmm as mm
+    import openmm.unit as unit
+
+    system = mm.System()
+    well = mm.CustomExternalForce("10*(x^2-1)^2 + 5*(y^2+z^2)")
+    for i in range(3):
+        system.addParticle(12.0)
+        well.addParticle(i, [])
+    system.addForce(well)
+    context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    context.setPositions([mm.Vec3(-1, 0, 0), mm.Vec3(1, 0, 0), mm.Vec3(-1, 0.1, 0)] * unit.nanometer)
+    (tmp_path / "system.xml").write_text(mm.XmlSerializer.serialize(system))
+    (tmp_path / "state.xml").write_text(mm.XmlSerializer.serialize(context.getState(getPositions=True)))
+    out = tmp_path / "remd"
+    common = ["remd", "--system", str(tmp_path / "system.xml"), "--state", str(tmp_path / "state.xml"),
+              "--tmin", "300", "--tmax", "600", "--num-replicas", "3", "--steps-per-exchange", "20",
+              "--checkpoint-every", "2", "--platform", "Reference", "--seed", "5", "--output", str(out)]
+    r = run(*common, "--exchanges", "4")
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["exchanges"] == 4 and stats["frames"] == 4
+    assert [round(x["temperature"], 3) for x in stats["replicas"]] == [300, 424.264, 600]
+    assert "exchange 4/4" in r.stderr and "ETA" in r.stderr
+    r = run(*common, "--exchanges", "7")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    assert json.loads(r.stdout)["exchanges"] == 7
+    assert len((out / "energies.csv").read_text().splitlines()) == 1 + 7
+    import openmmbg
+
+    frames = openmmbg.read_dcd(str(out / "trajectory_0.dcd"))
+    assert frames.shape == (7, 3, 3)
+    assert json.loads((out / "statistics.json").read_text())["exchanges"] == 7
