@@ -8,9 +8,11 @@
 %include <std_string.i>
 %include <std_vector.i>
 %template(IntVector) std::vector<int>;
+%template(DoubleVector) std::vector<double>;
 
 %{
 #include "BoltzmannGeneratorProposal.h"
+#include "ReplicaExchange.h"
 #include "OpenMM.h"
 #include "OpenMMAmoeba.h"
 #include "OpenMMDrude.h"
@@ -112,3 +114,53 @@ public:
 }
 
 
+
+// ---- ReplicaExchange (the Python class openmmbg.ReplicaExchange wraps it with units) ----
+%nodefaultctor OpenMMBG::ReplicaExchange;
+namespace OpenMMBG {
+
+class ReplicaExchange {
+public:
+    ~ReplicaExchange();
+    void run(long long totalExchanges);
+    int getNumReplicas() const;
+    long long getNumExchanges() const;
+    long long getNumSwapsAttempted(int pair) const;
+    long long getNumSwapsAccepted(int pair) const;
+    OpenMM::Context& getContext(int replica);
+    double getPotentialEnergy(int replica) const;
+    long long getNumProposed(int replica) const;
+    long long getNumProposalsAccepted(int replica) const;
+    std::string getStatisticsJson() const;
+};
+
+}  // namespace OpenMMBG
+
+%newobject _newReplicaExchange;
+%inline %{
+/** Builds a ReplicaExchange from plain values (flat positions in nm, K, ps, 1/ps); see openmmbg.ReplicaExchange. */
+OpenMMBG::ReplicaExchange* _newReplicaExchange(const OpenMM::System& system, const std::vector<double>& flatPositions,
+                                               const std::vector<double>& temperatures, const std::string& outputDirectory,
+                                               double timestep, double friction, int stepsPerExchange,
+                                               int exchangesPerFrame, int exchangesPerCheckpoint,
+                                               const std::string& platform, const std::string& precision, int seed) {
+    OpenMMBG::ReplicaExchangeOptions o;
+    o.temperatures = temperatures;
+    o.outputDirectory = outputDirectory;
+    o.timestep = timestep;
+    o.friction = friction;
+    o.stepsPerExchange = stepsPerExchange;
+    o.exchangesPerFrame = exchangesPerFrame;
+    o.exchangesPerCheckpoint = exchangesPerCheckpoint;
+    o.platform = platform;
+    if (!precision.empty())
+        o.platformProperties["Precision"] = precision;
+    o.randomSeed = seed;
+    if (flatPositions.size() % 3 != 0)
+        throw OpenMM::OpenMMException("ReplicaExchange: positions must have three coordinates each");
+    std::vector<OpenMM::Vec3> positions;
+    for (size_t i = 0; i < flatPositions.size(); i += 3)
+        positions.emplace_back(flatPositions[i], flatPositions[i + 1], flatPositions[i + 2]);
+    return new OpenMMBG::ReplicaExchange(system, positions, o);
+}
+%}

@@ -15,9 +15,10 @@ import os as _os
 from ._flow import Flow, read_dcd, target_energies
 from . import evaluation
 from .openmmbg_force import BoltzmannGeneratorProposal
+from .replica_exchange import ReplicaExchange
 from ._version import __version__
 
-__all__ = ["Flow", "BoltzmannGeneratorProposal", "read_dcd", "target_energies", "evaluation", "__version__"]
+__all__ = ["Flow", "BoltzmannGeneratorProposal", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "__version__"]
 
 
 def _plugin_directory():
