@@ -310,7 +310,8 @@ void ReplicaExchange::attemptSwaps() {
 void ReplicaExchange::writeFrame() {
     std::vector<double> xyz;
     for (int i = 0; i < getNumReplicas(); i++) {
-        const std::vector<Vec3>& x = contexts[i]->getState(State::Positions).getPositions();
+        const State state = contexts[i]->getState(State::Positions);
+        const std::vector<Vec3>& x = state.getPositions();
         xyz.resize(3 * x.size());
         for (size_t k = 0; k < x.size(); k++)
             for (int d = 0; d < 3; d++)

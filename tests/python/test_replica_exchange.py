@@ -39,7 +39,12 @@ def test_run_outputs_and_resume(tmp_path):
     assert again.num_exchanges == 5
     again.run(8, progress=False)
     assert json.loads((tmp_path / "out" / "statistics.json").read_text())["exchanges"] == 8
-    assert openmmbg.read_dcd(str(tmp_path / "out" / "trajectory_2.dcd")).shape == (8, 2, 3)
+    frames = openmmbg.read_dcd(str(tmp_path / "out" / "trajectory_2.dcd"))
+    assert frames.shape == (8, 2, 3)
+    # The last frame is the configuration at 530 K after the last exchange (float32 in the file).
+    last = again.context(2).getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    np.testing.assert_allclose(frames[-1], last, atol=1e-6)
+    assert np.all(np.abs(frames[:, :, 0]) > 0.3), "particles sit in the wells at x = +-1"
     with pytest.raises(Exception, match="strictly increasing"):
         openmmbg.ReplicaExchange(system, positions, [300, 300], tmp_path / "bad", platform="Reference")
 

@@ -1,0 +1,38 @@
+"""openmmbg.alanine_dipeptide: the System, and dihedrals checked against OpenMM's own torsion."""
+import math
+
+import numpy as np
+import openmm as mm
+import openmm.unit as unit
+import pytest
+
+from openmmbg import alanine_dipeptide as aldp
+
+
+def test_system_and_dihedrals_match_openmm():
+    system, topology, positions = aldp.create_system("OBC1")
+    assert system.getNumParticles() == aldp.NUM_ATOMS and system.getNumConstraints() == 0
+    names = [a.name for a in topology.atoms()]
+    assert [names[i] for i in aldp.PHI_ATOMS] == ["C", "N", "CA", "C"]
+    assert [names[i] for i in aldp.PSI_ATOMS] == ["N", "CA", "C", "N"]
+    assert [names[i] for i in aldp.CHIRAL_CENTER] == ["CA", "N", "C", "CB"]
+    # OpenMM's torsion convention as the reference: theta of a CustomTorsionForce.
+    rng = np.random.default_rng(0)
+    x0 = positions.value_in_unit(unit.nanometer)
+    for trial in range(5):
+        x = x0 + 0.03 * rng.standard_normal(x0.shape)
+        for atoms, ours in ((aldp.PHI_ATOMS, aldp.phi_psi(x)[0]), (aldp.PSI_ATOMS, aldp.phi_psi(x)[1])):
+            s = mm.System()
+            for _ in range(aldp.NUM_ATOMS):
+                s.addParticle(1.0)
+            f = mm.CustomTorsionForce("theta")
+            f.addTorsion(*atoms, [])
+            s.addForce(f)
+            c = mm.Context(s, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+            c.setPositions(x)
+            theta = c.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+            assert math.isclose(float(ours), theta, abs_tol=1e-9)
+    # The shipped structure is L-alanine; its mirror image flips the sign.
+    assert aldp.chirality(x0) == -aldp.chirality(x0 * np.array([1, 1, -1]))
+    with pytest.raises(ValueError, match="OBC1 or OBC2"):
+        aldp.create_system("GBn2")

@@ -1,0 +1,79 @@
+"""Alanine dipeptide (ACE-ALA-NME, 22 atoms) as the project uses it: the System from
+``../shared/data/aldp`` (Amber prmtop, implicit solvent, no cutoff, no constraints), its backbone
+dihedrals and the alpha carbon's chirality.
+
+Atom indices are 0-based in the prmtop's order: phi = C(4)-N(6)-CA(8)-C(14),
+psi = N(6)-CA(8)-C(14)-N(16); the alpha carbon CA(8) carries N(6), C(14), CB(10) and HA(9).
+"""
+import os
+
+import numpy as np
+
+PHI_ATOMS = (4, 6, 8, 14)
+PSI_ATOMS = (6, 8, 14, 16)
+#: (CA, N, C, CB): its signed volume has one sign for every L-alanine configuration; pass it to
+#: BoltzmannGeneratorProposal.setChiralCenters([CHIRAL_CENTER]) to keep proposals L-form.
+CHIRAL_CENTER = (8, 6, 14, 10)
+NUM_ATOMS = 22
+
+
+def data_directory(data_dir=None):
+    """The folder holding the prmtop/inpcrd: `data_dir`, else $OPENMMBG_DATA_DIR/aldp, else
+    ../shared/data/aldp beside the repository."""
+    if data_dir:
+        return str(data_dir)
+    root = os.environ.get("OPENMMBG_DATA_DIR")
+    if root:
+        return os.path.join(root, "aldp")
+    here = os.path.dirname(os.path.abspath(__file__))
+    for up in (os.path.join(here, "..", "..", "..", ".."), os.path.join(here, "..", "..", "..")):
+        candidate = os.path.normpath(os.path.join(up, "..", "shared", "data", "aldp"))
+        if os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError("no alanine dipeptide data: pass data_dir or set OPENMMBG_DATA_DIR")
+
+
+def create_system(implicit_solvent="OBC1", data_dir=None):
+    """(system, topology, positions) for the given implicit solvent ("OBC1" as in the paper, or "OBC2")."""
+    import openmm.app as app
+
+    solvents = {"OBC1": app.OBC1, "OBC2": app.OBC2}
+    if implicit_solvent not in solvents:
+        raise ValueError(f"implicit_solvent must be OBC1 or OBC2, not {implicit_solvent!r}")
+    directory = data_directory(data_dir)
+    prmtop = app.AmberPrmtopFile(os.path.join(directory, "alanine-dipeptide-implicit.prmtop"))
+    inpcrd = app.AmberInpcrdFile(os.path.join(directory, "alanine-dipeptide-implicit.inpcrd"))
+    system = prmtop.createSystem(implicitSolvent=solvents[implicit_solvent], constraints=None,
+                                 nonbondedMethod=app.NoCutoff)
+    return system, prmtop.topology, inpcrd.getPositions(asNumpy=True)
+
+
+def dihedral(x, atoms):
+    """Dihedral angles (radians, in (-pi, pi]) of atoms (i, j, k, l) for x [n, N, 3] (or [N, 3])."""
+    x = np.asarray(x, dtype=np.float64)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    b0 = x[:, atoms[0]] - x[:, atoms[1]]
+    b1 = x[:, atoms[2]] - x[:, atoms[1]]
+    b2 = x[:, atoms[3]] - x[:, atoms[2]]
+    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
+    v = b0 - np.sum(b0 * b1, axis=-1, keepdims=True) * b1
+    w = b2 - np.sum(b2 * b1, axis=-1, keepdims=True) * b1
+    angle = np.arctan2(np.sum(np.cross(b1, v) * w, axis=-1), np.sum(v * w, axis=-1))
+    return angle[0] if single else angle
+
+
+def phi_psi(x):
+    """(phi, psi) in radians for x [n, 22, 3]."""
+    return dihedral(x, PHI_ATOMS), dihedral(x, PSI_ATOMS)
+
+
+def chirality(x):
+    """Sign of the alpha carbon's signed volume (+1 or -1) for x [n, 22, 3] (or [22, 3])."""
+    x = np.asarray(x, dtype=np.float64)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    a, b, c, d = CHIRAL_CENTER
+    volume = np.einsum("ij,ij->i", x[:, b] - x[:, a], np.cross(x[:, c] - x[:, a], x[:, d] - x[:, a]))
+    sign = np.sign(volume)
+    return sign[0] if single else sign
