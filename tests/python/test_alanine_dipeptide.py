@@ -36,3 +36,21 @@ def test_system_and_dihedrals_match_openmm():
     assert aldp.chirality(x0) == -aldp.chirality(x0 * np.array([1, 1, -1]))
     with pytest.raises(ValueError, match="OBC1 or OBC2"):
         aldp.create_system("GBn2")
+
+
+def test_ramachandran_kld_and_plot(tmp_path):
+    rng = np.random.default_rng(1)
+    phi, psi = rng.uniform(-np.pi, np.pi, 200000), rng.normal(0.5, 0.4, 200000)
+    assert aldp.ramachandran_kld((phi, psi), (phi, psi)) == pytest.approx(0.0, abs=1e-12)
+    # Two independent samples of the same distribution: small; a shifted distribution: large.
+    phi2, psi2 = rng.uniform(-np.pi, np.pi, 200000), rng.normal(0.5, 0.4, 200000)
+    same = aldp.ramachandran_kld((phi, psi), (phi2, psi2))
+    shifted = aldp.ramachandran_kld((phi, psi), (phi2, psi2 + 0.8))
+    assert 0 < same < 0.05 < 1.0 < shifted
+    # Importance weights reweight the model: weighting a uniform psi by the data's density recovers it.
+    psi_uniform = rng.uniform(-np.pi, np.pi, 400000)
+    phi_uniform = rng.uniform(-np.pi, np.pi, 400000)
+    w = np.exp(-0.5 * ((psi_uniform - 0.5) / 0.4) ** 2)
+    assert aldp.ramachandran_kld((phi, psi), (phi_uniform, psi_uniform), model_weights=w) < 0.1
+    aldp.plot_ramachandran([("data", phi, psi), ("model", phi2, psi2, np.ones_like(phi2))], tmp_path / "rama.png")
+    assert (tmp_path / "rama.png").stat().st_size > 1000

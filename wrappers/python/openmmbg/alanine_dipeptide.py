@@ -77,3 +77,46 @@ def chirality(x):
     volume = np.einsum("ij,ij->i", x[:, b] - x[:, a], np.cross(x[:, c] - x[:, a], x[:, d] - x[:, a]))
     sign = np.sign(volume)
     return sign[0] if single else sign
+
+
+def ramachandran_histogram(phi, psi, bins=64, weights=None):
+    """Density histogram of (phi, psi) on [-pi, pi]^2 with `bins` x `bins` cells (integrates to 1)."""
+    h, _, _ = np.histogram2d(np.asarray(phi), np.asarray(psi), bins=bins, range=[[-np.pi, np.pi], [-np.pi, np.pi]],
+                             density=True, weights=weights)
+    return h
+
+
+def ramachandran_kld(phi_psi_data, phi_psi_model, bins=64, eps=1e-10, model_weights=None):
+    """KL(data || model) of the Ramachandran distributions, as in eacf-reference.md: 64 x 64 density
+    histograms on [-pi, pi]^2, eps = 1e-10, KLD = sum h_data log((h_data + eps) / (h_model + eps)) (2 pi / bins)^2.
+    `model_weights` (e.g. importance weights of flow samples) reweight the model histogram."""
+    h_data = ramachandran_histogram(*phi_psi_data, bins=bins)
+    h_model = ramachandran_histogram(*phi_psi_model, bins=bins, weights=model_weights)
+    cell = (2 * np.pi / bins) ** 2
+    return float(np.sum(h_data * np.log((h_data + eps) / (h_model + eps))) * cell)
+
+
+def plot_ramachandran(panels, path, bins=64):
+    """Write a PNG with one Ramachandran plot (log density) per panel: panels is a list of
+    (title, phi, psi) or (title, phi, psi, weights)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        title, phi, psi = panel[:3]
+        weights = panel[3] if len(panel) > 3 else None
+        h = ramachandran_histogram(phi, psi, bins=bins, weights=weights)
+        with np.errstate(divide="ignore"):
+            image = np.log(h.T)
+        ax.imshow(image, origin="lower", extent=[-np.pi, np.pi, -np.pi, np.pi], cmap="viridis", aspect="equal")
+        ax.set_title(title)
+        ax.set_xlabel("phi (rad)")
+        ax.set_ylabel("psi (rad)")
+    fig.tight_layout()
+    tmp = str(path) + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
