@@ -22,6 +22,12 @@ PAPER = {  # Table 6, 10^3 training samples (eacf-reference.md)
     "lj13": {"none": 33.32, "vector": 30.19, "cartesian": 30.89, "spherical": 30.33},
 }
 ORDER = ["none", "vector", "cartesian", "spherical"]
+PAPER_EPOCHS = {"dw4": 100, "lj13": 400}  # Non-E-ACF: 4x (eacf-reference.md)
+FULL_TEST = {"dw4": 10000, "lj13": 10000}
+
+
+def paper_epochs(system, projection):
+    return PAPER_EPOCHS.get(system, 0) * (4 if projection == "none" else 1)
 LABEL = {"none": "Non-E-ACF", "vector": "Vector-proj", "cartesian": "Cartesian-proj", "spherical": "Spherical-proj"}
 
 
@@ -70,7 +76,10 @@ def main():
         fwd = [100 * r["eval"]["forward_ess"] for r in evaluated]
         epochs = sorted({r["metrics"][-1]["epoch"] for r in evaluated if r["metrics"]})
         secs = [r["metrics"][-1]["elapsed_s" if "elapsed_s" in r["metrics"][-1] else "elapsed"] for r in evaluated if r["metrics"]]
-        print(f"| {LABEL[projection]} | {fmt(nll)} | {fmt(sem, 3)} | {fmt(rev, 1)} % | {fmt(fwd, 1)} % | "
+        total = sorted({r["metrics"][-1].get("total_epochs", 0) for r in evaluated if r["metrics"]})
+        reduced = any(t < paper_epochs(args.system, projection) for t in total)
+        label = LABEL[projection] + (" (reduced)" if reduced else "")
+        print(f"| {label} | {fmt(nll)} | {fmt(sem, 3)} | {fmt(rev, 1)} % | {fmt(fwd, 1)} % | "
               f"{len(evaluated)} | {', '.join(map(str, epochs)) or '-'} | "
               f"{(statistics.mean(secs) / 60 if secs else float('nan')):.0f} min | {PAPER.get(args.system, {}).get(projection, '-')} |")
     if args.figure:
@@ -97,6 +106,10 @@ def main():
             if not candidates:
                 continue
             best = min(candidates, key=lambda r: min(m.get("validation_nll", math.inf) for m in r["metrics"]))
+            total_epochs = best["metrics"][-1].get("total_epochs", best["metrics"][-1]["epoch"])
+            epochs_arg = "" if total_epochs == paper_epochs(args.system, projection) else f" --epochs {total_epochs}"
+            num_test = best["eval"].get("num_test", 0)
+            test_arg = "" if num_test >= FULL_TEST.get(args.system, 0) else f" --num-test {num_test}"
             stem = os.path.join(ROOT, "models", "pretrained", f"{args.system}-{projection}")
             os.makedirs(os.path.dirname(stem), exist_ok=True)
             shutil.copyfile(os.path.join(best["dir"], "model.bgm"), stem + ".bgm.tmp")
@@ -107,10 +120,12 @@ def main():
                 "system": args.system, "projection": projection, "seed": best["seed"],
                 "epochs": best["metrics"][-1]["epoch"],
                 "best_validation_nll": min(m.get("validation_nll", math.inf) for m in best["metrics"]),
+                "reduced": total_epochs < paper_epochs(args.system, projection),
+                "paper_epochs": paper_epochs(args.system, projection),
                 "train_command": f"openmmbg train --system {args.system} --projection {projection} --seed {best['seed']} "
-                                 f"--data-dir ../shared/data --output model.bgm --metrics metrics.jsonl",
+                                 f"--data-dir ../shared/data --output model.bgm --metrics metrics.jsonl{epochs_arg}",
                 "evaluate_command": f"openmmbg evaluate --model model.bgm --system {args.system} --data-dir ../shared/data "
-                                    f"--seed {best['seed']}",
+                                    f"--seed {best['seed']}{test_arg}",
                 "selected_from_seeds": sorted(r["seed"] for r in candidates),
             })
             with open(stem + ".json.tmp", "w") as f:
