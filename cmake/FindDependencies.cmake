@@ -5,9 +5,19 @@
 # TorchConfig.cmake: the PyPI torch wheel is a CUDA build whose config requires a matching CUDA
 # toolkit at configure time, which neither users' machines nor CI need for the CPU flow library.
 
-find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module)
+# Without the Python wrappers (OPENMMBG_BUILD_PYTHON=OFF) Python is optional: it only locates the
+# openmm and torch wheels when OPENMM_DIR / Torch_DIR do not say where OpenMM and LibTorch are.
+if(OPENMMBG_BUILD_PYTHON)
+  find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module)
+else()
+  find_package(Python3 QUIET COMPONENTS Interpreter)
+endif()
 
 function(_openmmbg_python_query out code)
+  if(NOT Python3_EXECUTABLE)
+    set(${out} "" PARENT_SCOPE)
+    return()
+  endif()
   execute_process(COMMAND ${Python3_EXECUTABLE} -c "${code}"
                   OUTPUT_VARIABLE value RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(rc EQUAL 0)
@@ -29,7 +39,8 @@ if(NOT OPENMM_DIR)
 endif()
 find_path(OPENMM_INCLUDE_DIR OpenMM.h HINTS ${OPENMM_DIR}/include PATH_SUFFIXES openmm NO_DEFAULT_PATH)
 find_path(OPENMM_INCLUDE_DIR OpenMM.h PATH_SUFFIXES openmm)
-find_library(OPENMM_LIBRARY OpenMM HINTS ${OPENMM_DIR}/lib NO_DEFAULT_PATH)
+# The architecture suffix finds a Debian-style prefix's library (OPENMM_DIR=/usr: /usr/lib/x86_64-linux-gnu).
+find_library(OPENMM_LIBRARY OpenMM HINTS ${OPENMM_DIR}/lib PATH_SUFFIXES ${CMAKE_LIBRARY_ARCHITECTURE} NO_DEFAULT_PATH)
 find_library(OPENMM_LIBRARY OpenMM)
 if(NOT OPENMM_INCLUDE_DIR OR NOT OPENMM_LIBRARY)
   message(FATAL_ERROR "OpenMM not found: install the openmm wheel into ${Python3_EXECUTABLE}'s environment or set OPENMM_DIR")
@@ -54,12 +65,15 @@ if(NOT Torch_DIR AND DEFINED ENV{Torch_DIR})
 endif()
 set(_torch_prefix "")
 if(Torch_DIR)
-  # Accept either LibTorch's share/cmake/Torch directory or its prefix.
-  if(EXISTS "${Torch_DIR}/include/torch")
-    set(_torch_prefix "${Torch_DIR}")
-  else()
-    get_filename_component(_torch_prefix "${Torch_DIR}/../../.." ABSOLUTE)
-  endif()
+  # Accept either LibTorch's prefix or its Torch config directory: <prefix>/share/cmake/Torch
+  # (LibTorch archives, the torch wheel) or <prefix>/lib/<multiarch>/cmake/Torch (Debian).
+  foreach(_up "" "/../../.." "/../../../..")
+    get_filename_component(_candidate "${Torch_DIR}${_up}" ABSOLUTE)
+    if(EXISTS "${_candidate}/include/torch")
+      set(_torch_prefix "${_candidate}")
+      break()
+    endif()
+  endforeach()
 else()
   _openmmbg_python_query(_torch_cmake "import torch.utils; print(torch.utils.cmake_prefix_path)")
   if(_torch_cmake)
@@ -70,9 +84,9 @@ find_path(TORCH_INCLUDE_DIR torch/torch.h HINTS ${_torch_prefix}/include/torch/c
 find_path(TORCH_INCLUDE_DIR torch/torch.h PATH_SUFFIXES torch/csrc/api/include)
 find_path(ATEN_INCLUDE_DIR ATen/ATen.h HINTS ${_torch_prefix}/include NO_DEFAULT_PATH)
 find_path(ATEN_INCLUDE_DIR ATen/ATen.h)
-find_library(TORCH_CPU_LIBRARY torch_cpu HINTS ${_torch_prefix}/lib NO_DEFAULT_PATH)
+find_library(TORCH_CPU_LIBRARY torch_cpu HINTS ${_torch_prefix}/lib PATH_SUFFIXES ${CMAKE_LIBRARY_ARCHITECTURE} NO_DEFAULT_PATH)
 find_library(TORCH_CPU_LIBRARY torch_cpu)
-find_library(C10_LIBRARY c10 HINTS ${_torch_prefix}/lib NO_DEFAULT_PATH)
+find_library(C10_LIBRARY c10 HINTS ${_torch_prefix}/lib PATH_SUFFIXES ${CMAKE_LIBRARY_ARCHITECTURE} NO_DEFAULT_PATH)
 find_library(C10_LIBRARY c10)
 if(NOT TORCH_INCLUDE_DIR OR NOT ATEN_INCLUDE_DIR OR NOT TORCH_CPU_LIBRARY OR NOT C10_LIBRARY)
   message(FATAL_ERROR "LibTorch not found: install the torch wheel into ${Python3_EXECUTABLE}'s environment or set Torch_DIR")
@@ -88,12 +102,14 @@ message(STATUS "LibTorch: ${TORCH_CPU_LIBRARY}")
 find_package(nlohmann_json 3 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(benchmark QUIET)
-# Prefer the swig installed beside the project's Python (PyPI swig 4.5, the version that generated
-# the openmm wheel's wrappers: the SWIG runtimes must match for System.addForce to accept our Force).
-get_filename_component(_python_bin_dir "${Python3_EXECUTABLE}" DIRECTORY)
-find_program(SWIG_EXECUTABLE NAMES swig HINTS "${_python_bin_dir}" NO_DEFAULT_PATH)
-find_package(SWIG 4 REQUIRED)
-message(STATUS "SWIG: ${SWIG_EXECUTABLE} ${SWIG_VERSION}")
+if(OPENMMBG_BUILD_PYTHON)
+  # Prefer the swig installed beside the project's Python (PyPI swig 4.5, the version that generated
+  # the openmm wheel's wrappers: the SWIG runtimes must match for System.addForce to accept our Force).
+  get_filename_component(_python_bin_dir "${Python3_EXECUTABLE}" DIRECTORY)
+  find_program(SWIG_EXECUTABLE NAMES swig HINTS "${_python_bin_dir}" NO_DEFAULT_PATH)
+  find_package(SWIG 4 REQUIRED)
+  message(STATUS "SWIG: ${SWIG_EXECUTABLE} ${SWIG_VERSION}")
+endif()
 
 # LibTorch >= 2.10 headers require C++20 (torch/all.h errors out otherwise); 1.13 (Debian) builds
 # as C++17. Targets that include LibTorch headers get the standard LibTorch needs; the rest of the

@@ -68,18 +68,20 @@ int BoltzmannGeneratorProposal::addChiralCenter(int a, int b, int c, int d) {
     return int(chiralCenters.size()) - 1;
 }
 
+// These use the const overload of getImplInContext: the non-const one is a non-const member
+// function before OpenMM 8.0 (Debian's 7.7), so these const getters cannot call it there.
 long long BoltzmannGeneratorProposal::getNumProposed(const Context& context) const {
-    return dynamic_cast<BoltzmannGeneratorProposalImpl&>(getImplInContext(const_cast<Context&>(context)))
+    return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
         .getKernel().getNumProposed();
 }
 
 long long BoltzmannGeneratorProposal::getNumAccepted(const Context& context) const {
-    return dynamic_cast<BoltzmannGeneratorProposalImpl&>(getImplInContext(const_cast<Context&>(context)))
+    return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
         .getKernel().getNumAccepted();
 }
 
 double BoltzmannGeneratorProposal::getLastLogAcceptanceRatio(const Context& context) const {
-    return dynamic_cast<BoltzmannGeneratorProposalImpl&>(getImplInContext(const_cast<Context&>(context)))
+    return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
         .getKernel().getLastLogAcceptanceRatio();
 }
 

@@ -24,6 +24,9 @@ public:
     std::map<std::string, double> getDefaultParameters() override;
     std::vector<std::string> getKernelNames() override;
     CalcBoltzmannGeneratorProposalKernel& getKernel() { return kernel.getAs<CalcBoltzmannGeneratorProposalKernel>(); }
+    const CalcBoltzmannGeneratorProposalKernel& getKernel() const {
+        return kernel.getAs<CalcBoltzmannGeneratorProposalKernel>();
+    }
 
 private:
     const BoltzmannGeneratorProposal& owner;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# CI stage: builds the C++ libraries, the Reference plugin and the C++ tests against Debian
+# bookworm's OpenMM 7.7 (libopenmm-dev) and LibTorch 1.13 (libtorch-dev) instead of the .venv wheels,
+# and runs the C++ tests. The Python package is not built (OPENMMBG_BUILD_PYTHON=OFF): Debian's
+# OpenMM ships no SWIG interface files for openmmbg_force.i to %import. Benchmarks are skipped.
+# The build tree and the ccache live outside the clone, so reruns and other clones reuse them; CMake
+# sees the checkout through the symlink <build dir>-src, and runs sharing a build tree take turns.
+# Environment: OPENMMBG_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/openmmbg),
+#              OPENMMBG_COMPAT_BUILD_DIR (default $OPENMMBG_CACHE_DIR/debian-compat-build),
+#              OPENMMBG_COMPAT_CCACHE_DIR (default $OPENMMBG_CACHE_DIR/debian-compat-ccache),
+#              OPENMMBG_JOBS (default nproc), OPENMMBG_TEST_JOBS (default 2), OPENMMBG_SKIP_APT=1.
+# Arguments go to ctest, e.g. `bash scripts/check-debian-compat.sh -R Reference`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+log() { printf '[openmmbg] %s\n' "$*"; }
+die() { printf '[openmmbg] error: %s\n' "$*" >&2; exit 1; }
+start=$SECONDS
+
+APT_PACKAGES=(
+  build-essential cmake ccache
+  libopenmm-dev libtorch-dev libopenblas0-pthread
+  nlohmann-json3-dev libgtest-dev libgmock-dev
+)
+
+# Installs those of the given Debian packages that are missing (as scripts/setup.sh).
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: install them by hand and rerun with OPENMMBG_SKIP_APT=1"
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "missing packages (${missing[*]}): run as root, install sudo, or install them by hand"
+    sudo=(sudo)
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+command -v dpkg-query >/dev/null || die "not a Debian system (no dpkg-query)"
+if [[ "${OPENMMBG_SKIP_APT:-0}" != 1 ]]; then
+  apt_install "${APT_PACKAGES[@]}"
+fi
+pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || die "Debian package $1 is not installed"; }
+openmm_version="$(pkg_version libopenmm-dev)"
+torch_version="$(pkg_version libtorch-dev)"
+
+# Debian's OpenMM: headers in /usr/include/openmm, libOpenMM.so in the multiarch lib dir (both
+# found from the prefix /usr). Debian's LibTorch: its Torch config directory.
+OPENMM_PREFIX=/usr
+torch_config="$(dpkg-query -L libtorch-dev | grep -m1 '/cmake/Torch/TorchConfig\.cmake$' || true)"
+[[ -n "$torch_config" ]] || die "libtorch-dev lists no TorchConfig.cmake"
+TORCH_CONFIG_DIR="$(dirname "$torch_config")"
+
+CACHE_ROOT="${OPENMMBG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openmmbg}"
+BUILD="${OPENMMBG_COMPAT_BUILD_DIR:-$CACHE_ROOT/debian-compat-build}"
+export CCACHE_DIR="${OPENMMBG_COMPAT_CCACHE_DIR:-$CACHE_ROOT/debian-compat-ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+mkdir -p "$BUILD" "$CCACHE_DIR"
+# One run at a time per build tree (it and the source link below are shared by all checkouts).
+exec 9>"$BUILD.lock"
+flock 9
+
+# CMake sees the checkout through a fixed symlink, so the compiler command lines (and ccache's
+# hashes) are the same for every checkout: a CI job in a fresh clone at another path reuses the
+# build tree and hits the ccache (CCACHE_BASEDIR cannot help with a build tree outside the clone).
+SRC_LINK="${BUILD}-src"
+ln -sfn "$ROOT" "$SRC_LINK"
+
+cmake_args=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release
+  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+  -DOPENMM_DIR="$OPENMM_PREFIX" -DTorch_DIR="$TORCH_CONFIG_DIR"
+  -DOPENMMBG_BUILD_PYTHON=OFF -DOPENMMBG_BUILD_BENCHMARKS=OFF
+  -DOPENMMBG_TEST_OPENCL=OFF)  # the OpenCL tests run in the main stage; this stage checks the CPU platforms
+
+# A build tree configured for another source directory cannot be reused (CMake refuses it).
+cache="$BUILD/CMakeCache.txt"
+if [[ -f "$cache" ]] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$SRC_LINK" "$cache"; then
+  log "$BUILD was configured for another source directory: reconfiguring from scratch"
+  rm -rf "$BUILD" && mkdir -p "$BUILD"
+fi
+signature="$(printf '%s\n' "${cmake_args[@]}")"
+if [[ ! -f "$cache" || ! -f "$BUILD/Makefile" || "$(cat "$BUILD/.openmmbg-cmake-args" 2>/dev/null)" != "$signature" ]]; then
+  log "configuring $BUILD (OpenMM $openmm_version, LibTorch $torch_version)"
+  rm -f "$BUILD/.openmmbg-cmake-args"
+  cmake -S "$SRC_LINK" -B "$BUILD" "${cmake_args[@]}"
+  printf '%s\n' "$signature" >"$BUILD/.openmmbg-cmake-args"
+fi
+
+# Another checkout behind the link: its files can be older than the objects built from the previous
+# one, so make would miss changes. Rebuild everything (from the ccache: seconds, not minutes).
+if [[ "$(cat "$BUILD/.openmmbg-source" 2>/dev/null)" != "$ROOT" ]]; then
+  [[ ! -f "$BUILD/.openmmbg-source" ]] || { log "checkout changed to $ROOT: cleaning the build tree"; cmake --build "$BUILD" --target clean; }
+  printf '%s\n' "$ROOT" >"$BUILD/.openmmbg-source"
+fi
+
+# Guard against a silent fallback to another OpenMM or LibTorch (e.g. a wheel's).
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$cache"; }
+for var in OPENMM_LIBRARY OPENMM_INCLUDE_DIR TORCH_CPU_LIBRARY TORCH_INCLUDE_DIR; do
+  value="$(cache_value "$var")"
+  [[ "$value" == /usr/* && "$value" != */site-packages/* ]] || die "$var is $value, not Debian's"
+done
+# The language standard the flow library (which includes LibTorch's headers) is compiled with.
+cxx_std="$(grep -m1 -o -- '-std=[a-z+0-9]*' "$BUILD/models/CMakeFiles/OpenMMBGFlow.dir/flags.make" 2>/dev/null || true)"
+
+log "building $BUILD"
+build_start=$SECONDS
+cmake --build "$BUILD" -j"${OPENMMBG_JOBS:-$(nproc)}"
+build_s=$((SECONDS - build_start))
+ccache --show-stats 2>/dev/null | grep -E '^(Cacheable calls|  Hits|  Misses)|cache hit' || true
+
+log "running the C++ tests"
+export OMP_NUM_THREADS=1
+test_start=$SECONDS
+status=0
+ctest --test-dir "$BUILD" --output-on-failure --no-tests=error -j"${OPENMMBG_TEST_JOBS:-2}" "$@" || status=$?
+test_s=$((SECONDS - test_start))
+
+result=passed
+((status == 0)) || result="FAILED (ctest exit $status)"
+log "debian-compat: ${result}: OpenMM ${openmm_version} (libopenmm-dev), LibTorch ${torch_version} (libtorch-dev)${cxx_std:+, $cxx_std}; build ${build_s}s, tests ${test_s}s, total $((SECONDS - start))s"
+exit "$status"
