@@ -2,12 +2,14 @@
 //
 //   openmmbg info     --config JSON | --model FILE
 //   openmmbg train    --system dw4|lj13 --projection P --data-dir DIR --output FILE [options]
+//   openmmbg train    --objective fab|reverse-kl --system dw4|lj13|lj55 | --openmm-system FILE --output FILE [options]
 //   openmmbg evaluate --model FILE --system dw4|lj13 --data-dir DIR [options]
 //   openmmbg remd     --system FILE --state FILE --temperatures LIST --exchanges N --output DIR [options]
 //
 // Errors print one line "openmmbg: error: ..." and exit with status 1 (2 for usage errors).
 #include "openmmbg/DataIO.h"
 #include "openmmbg/DcdReader.h"
+#include "openmmbg/EnergyTraining.h"
 #include "openmmbg/Evaluation.h"
 #include "openmmbg/FlowModelImpl.h"
 #include "openmmbg/ModelFile.h"
@@ -70,6 +72,31 @@ commands:
                                        checkpoint's history on resume)
               --checkpoint FILE        default OUTPUT.checkpoint; resumed if present
               --checkpoint-every N     epochs between checkpoints (default 1)
+              --objective ml           ml (default): maximum likelihood on data, as above;
+                                       fab or reverse-kl: energy-based training, no data:
+  train --objective fab|reverse-kl   train against the target's energy (docs/training.md)
+              --system dw4|lj13|lj55   built-in target, or:
+              --openmm-system FILE     an OpenMM System as XML (3-D, nm); with
+              --temperature K          its temperature (default 300) and
+              --platform NAME          the OpenMM platform of its energies (default Reference)
+              --output FILE            where to write the .bgm model (written atomically)
+              --projection P, --config JSON   the flow, as for ML training
+              --iterations N           AIS passes (fab) or updates (reverse-kl); default DW4
+                                       20000, LJ13 14000; required otherwise
+              --batch-size N           default DW4 128, LJ13/LJ55 1024, OpenMM 128
+              --num-intermediate N     AIS intermediate distributions (default DW4 2, else 8)
+              --alpha A                AIS target p^A q^(1-A) (default 2)
+              --leapfrog-steps N       per HMC transition (default 5)
+              --updates-per-iteration N  gradient updates per AIS pass (default 8)
+              --buffer-max-batches N   replay buffer capacity in batches (default 512)
+              --buffer-min-batches N   pre-filled batches (default 64)
+              --options JSON           any further option of docs/training.md (e.g.
+                                       {"peak_learning_rate": 1e-4})
+              --report-every N         iterations between progress/metrics lines (default 100)
+              --evaluate-every N       iterations between reverse-ESS evaluations (default 1000; 0 never)
+              --num-ess-samples N      flow samples per evaluation (default 10000)
+              --time-limit SECONDS, --seed N, --metrics FILE, --checkpoint FILE (default
+              OUTPUT.checkpoint; resumed if present), --checkpoint-every N (iterations, default 100)
   evaluate  evaluate a model on a test split; prints JSON
               --model FILE --system dw4|lj13 --data-dir DIR
               --test-data FILE         your own test configurations (.npy/.dcd; with
@@ -295,7 +322,14 @@ int commandInfo(Args& args) {
     return 0;
 }
 
+int commandTrainEnergy(Args& args, const std::string& objective);
+
 int commandTrain(Args& args) {
+    const std::string objective = args.get("objective", "ml");
+    if (objective == "fab" || objective == "reverse-kl")
+        return commandTrainEnergy(args, objective);
+    if (objective != "ml")
+        throw UsageError("--objective must be ml, fab or reverse-kl (got '" + objective + "')");
     const std::string dataPath = args.get("data"), validationPath = args.get("validation-data");
     const std::vector<int64_t> particles = parseParticles(args.get("particles"));
     const int flatDim = int(args.getInt("dim", 3));
@@ -407,6 +441,149 @@ int commandTrain(Args& args) {
     saveFlow(flow, output, {{"training", meta.dump()}});
     std::cerr << "openmmbg train: wrote " << output << " (best validation NLL "
               << (reports.empty() ? NAN : reports.back().bestValidationNll) << ")" << std::endl;
+    return 0;
+}
+
+// Energy-based training (FAB or reverse KL) against a built-in target or an OpenMM System.
+int commandTrainEnergy(Args& args, const std::string& objective) {
+    const std::string systemName = args.get("system"), systemXmlPath = args.get("openmm-system");
+    if (systemName.empty() == systemXmlPath.empty())
+        throw UsageError("--objective " + objective + " needs exactly one of --system and --openmm-system");
+    if (systemXmlPath.empty() && (args.has("temperature") || args.has("platform")))
+        throw UsageError("--temperature and --platform go with --openmm-system");
+    const std::string output = args.require("output");
+    json config = {{"projection", args.get("projection", "spherical")}};
+    if (args.has("config")) {
+        json extra;
+        try {
+            extra = json::parse(args.get("config"));
+        } catch (const json::exception&) {
+            throw UsageError("--config is not valid JSON");
+        }
+        if (!extra.is_object())
+            throw UsageError("--config must be a JSON object");
+        config.update(extra);
+    }
+    EnergyTrainingOptions o;
+    json optionsJson = json::object();
+    if (args.has("options")) {
+        try {
+            optionsJson = json::parse(args.get("options"));
+            o = energyTrainingOptionsFromJson(optionsJson.dump());
+        } catch (const std::exception& e) {
+            throw UsageError(std::string("--options: ") + e.what());
+        }
+    }
+    o.objective = objective;
+    const bool builtin = !systemName.empty();
+    if (builtin && systemName != "dw4" && systemName != "lj13" && systemName != "lj55")
+        throw UsageError("unknown system '" + systemName + "' (expected dw4, lj13 or lj55)");
+    const bool dw4 = systemName == "dw4";
+    // A flag wins over --options, which wins over the target's default.
+    auto pick = [&](const char* flag, const char* key, long long targetDefault, int current) {
+        return int(args.getInt(flag, optionsJson.contains(key) ? current : targetDefault));
+    };
+    // eacf-reference.md: DW4 20000 iterations of batch 128 with 2 intermediate distributions,
+    // LJ13 14000 of batch 1024 with 8.
+    o.iterations = pick("iterations", "iterations", dw4 ? 20000 : systemName == "lj13" ? 14000 : -1, o.iterations);
+    if (o.iterations < 1)
+        throw UsageError("give --iterations (positive) for this target");
+    o.batchSize = pick("batch-size", "batch_size", dw4 || !builtin ? 128 : 1024, o.batchSize);
+    o.numIntermediate = pick("num-intermediate", "num_intermediate", dw4 ? 2 : 8, o.numIntermediate);
+    o.alpha = args.getDouble("alpha", o.alpha);
+    o.numLeapfrog = int(args.getInt("leapfrog-steps", o.numLeapfrog));
+    o.updatesPerIteration = int(args.getInt("updates-per-iteration", o.updatesPerIteration));
+    o.bufferMaxBatches = int(args.getInt("buffer-max-batches", o.bufferMaxBatches));
+    o.bufferMinBatches = int(args.getInt("buffer-min-batches", o.bufferMinBatches));
+    o.reportEvery = int(args.getInt("report-every", o.reportEvery));
+    o.evaluateEvery = int(args.getInt("evaluate-every", o.evaluateEvery));
+    o.numEssSamples = int(args.getInt("num-ess-samples", o.numEssSamples));
+    o.timeLimit = args.getDouble("time-limit", o.timeLimit);
+    o.seed = uint64_t(args.getInt("seed", int64_t(o.seed)));
+    const std::string metricsPath = args.get("metrics");
+    o.checkpointPath = args.get("checkpoint", output + ".checkpoint");
+    o.checkpointEvery = int(args.getInt("checkpoint-every", o.checkpointEvery));
+    const double temperatureOption = args.getDouble("temperature", 300.0);
+    const std::string platform = args.get("platform", "Reference");
+    args.checkAllUsed();
+    try {
+        // The same validation as the JSON options (positive counts, buffer sizes in order, ...).
+        json check = {{"objective", o.objective}, {"iterations", o.iterations}, {"batch_size", o.batchSize},
+                      {"num_intermediate", o.numIntermediate}, {"num_leapfrog", o.numLeapfrog},
+                      {"updates_per_iteration", o.updatesPerIteration}, {"buffer_max_batches", o.bufferMaxBatches},
+                      {"buffer_min_batches", o.bufferMinBatches}, {"report_every", o.reportEvery},
+                      {"evaluate_every", o.evaluateEvery}, {"num_ess_samples", o.numEssSamples},
+                      {"checkpoint_every", o.checkpointEvery}};
+        energyTrainingOptionsFromJson(check.dump());
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+    }
+
+    std::shared_ptr<Target> target;
+    std::string targetId;
+    if (builtin) {
+        target = makeBuiltinTarget(systemName);
+        targetId = systemName;
+    } else {
+        const std::string xml = readFileBytes(systemXmlPath);
+        auto system = std::shared_ptr<OpenMMSystemTarget>(
+            OpenMMSystemTarget::fromXml(xml, temperatureOption, {}, {}, platform));
+        target = std::make_shared<OpenMMSystemTargetImpl>(system);
+        // A checkpoint is resumed only against the same System at the same temperature.
+        targetId = "openmm-system:" + std::to_string(fnv1a64(xml.data(), xml.size())) + "@" + json(temperatureOption).dump();
+        for (auto [key, value] : {std::pair<const char*, json>{"length_unit", "nm"}, {"dim", 3}})
+            if (config.contains(key) && config[key] != value)
+                throw std::runtime_error(std::string("--config ") + key + " = " + config[key].dump() +
+                                         " but an OpenMM System needs " + value.dump());
+        config["temperature"] = temperatureOption;
+    }
+    for (auto [key, value] : {std::pair<const char*, int>{"num_particles", target->numParticles()}, {"dim", target->dim()}}) {
+        if (config.contains(key) && config[key] != value)
+            throw std::runtime_error(std::string("--config ") + key + " = " + config[key].dump() + " but the target has " +
+                                     std::to_string(value));
+        config[key] = value;
+    }
+    FlowConfig cfg = FlowConfig::fromJson(config.dump());
+    const std::filesystem::path outPath(output);
+    if (outPath.has_parent_path())
+        std::filesystem::create_directories(outPath.parent_path());
+    AugmentedCouplingFlow flow(cfg);
+    std::FILE* metrics = nullptr;
+    if (!metricsPath.empty()) {
+        metrics = std::fopen(metricsPath.c_str(), "w");
+        if (!metrics)
+            throw std::runtime_error("cannot open '" + metricsPath + "' for writing");
+    }
+    const bool resuming = std::filesystem::exists(o.checkpointPath);
+    if (resuming)
+        std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
+    std::cerr << "openmmbg train: " << objective << " on " << (builtin ? systemName : systemXmlPath) << ", "
+              << cfg.projection << "-proj, " << o.iterations << " iterations of batch " << o.batchSize
+              << (objective == "fab" ? ", " + std::to_string(o.numIntermediate) + " intermediate distributions" : "")
+              << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
+    if (objective == "fab" && !resuming)
+        std::cerr << "openmmbg train: filling the replay buffer (" << o.bufferMinBatches << " AIS batches)" << std::endl;
+    EnergyTrainer trainer(flow, target, o, targetId);
+    auto reports = trainer.run([&](const EnergyTrainingReport& r) {
+        std::cerr << formatEnergyTrainingReport(r) << std::endl;
+        if (metrics) {
+            std::fprintf(metrics, "%s\n", energyTrainingReportToJson(r).c_str());
+            std::fflush(metrics);
+        }
+    });
+    if (metrics)
+        std::fclose(metrics);
+    const int done = reports.empty() ? 0 : reports.back().iteration;
+    if (done < o.iterations) {
+        // Stopped by the time limit: the checkpoint holds the state; rerun the command to continue.
+        std::cerr << "openmmbg train: stopped by the time limit after report " << done << "/" << o.iterations
+                  << "; rerun the same command to continue from " << o.checkpointPath << std::endl;
+    }
+    json meta = {{"objective", objective}, {"target", targetId}, {"iterations_run", done}, {"seed", o.seed},
+                 {"reverse_ess", reports.empty() || std::isnan(reports.back().reverseEss) ? json(nullptr)
+                                                                                        : json(reports.back().reverseEss)}};
+    saveFlow(flow, output, {{"training", meta.dump()}});
+    std::cerr << "openmmbg train: wrote " << output << std::endl;
     return 0;
 }
 

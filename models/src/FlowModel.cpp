@@ -1,6 +1,7 @@
 #include "openmmbg/FlowModel.h"
 
 #include "openmmbg/FlowModelImpl.h"
+#include "openmmbg/EnergyTraining.h"
 #include "openmmbg/Evaluation.h"
 #include "openmmbg/ModelFile.h"
 #include "openmmbg/Target.h"
@@ -146,6 +147,20 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
         if (verbose)
             std::cerr << formatEpochReport(r) << std::endl;
         reports += (reports.size() > 1 ? "," : "") + epochReportToJson(r);
+    });
+    return reports + "]";
+}
+
+std::string FlowModel::trainEnergy(const std::string& targetName, const std::string& optionsJson, bool verbose) {
+    if (!impl_->flow->options().device().is_cpu())
+        throw std::invalid_argument("train_energy: the flow is on " + getDevice() + "; training runs on the CPU (setDevice(\"cpu\"))");
+    EnergyTrainingOptions options = energyTrainingOptionsFromJson(optionsJson);
+    EnergyTrainer trainer(impl_->flow, makeBuiltinTarget(targetName), options);
+    std::string reports = "[";
+    trainer.run([&](const EnergyTrainingReport& r) {
+        if (verbose)
+            std::cerr << formatEnergyTrainingReport(r) << std::endl;
+        reports += (reports.size() > 1 ? "," : "") + energyTrainingReportToJson(r);
     });
     return reports + "]";
 }

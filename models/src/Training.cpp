@@ -87,35 +87,40 @@ torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generato
     return (q * flip.unsqueeze(-2)).to(options.dtype());
 }
 
+void zeroGradients(const std::vector<torch::Tensor>& params) {
+    for (auto& p : params)
+        if (p.grad().defined())
+            p.mutable_grad().zero_();
+}
+
+double maskedBackward(const std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& indices)>& perSample,
+                      int64_t batchSize, double minLogQ) {
+    auto [loss, logQ] = perSample(torch::Tensor());
+    torch::Tensor keep = torch::isfinite(loss) & (logQ > minLogQ);
+    const int64_t kept = keep.sum().item<int64_t>();
+    if (kept == 0)
+        return std::numeric_limits<double>::quiet_NaN();
+    if (kept < loss.size(0))
+        std::tie(loss, logQ) = perSample(keep.nonzero().squeeze(1));
+    // Sum of kept per-sample losses over the full batch size: dropped samples contribute zero.
+    (loss.sum() / double(batchSize)).backward();
+    return loss.mean().item<double>();
+}
+
 double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& data, torch::Generator& generator) {
-    const double batchSize = double(data.size(0));
     torch::Tensor batch = data;
     if (options.randomRotations)
         batch = torch::matmul(data, randomRotations(data.size(0), data.size(2), generator, data.options()).transpose(1, 2));
     torch::Tensor a = flow->sampleAugmented(batch, generator);
-    auto perSampleLoss = [&](const torch::Tensor& x, const torch::Tensor& aug, torch::Tensor& logQ) {
-        FlowDensity d = flow->logProbWithAux(x, aug);
-        logQ = d.logQ;
-        return -d.logQ + flow->config().auxLossWeight * d.aux;
-    };
-    for (auto& p : flow->parameters())
-        if (p.grad().defined())
-            p.mutable_grad().zero_();
-    torch::Tensor logQ;
-    torch::Tensor loss = perSampleLoss(batch, a, logQ);
-    torch::Tensor keep = torch::isfinite(loss) & (logQ > options.minLogQ);
-    const int64_t kept = keep.sum().item<int64_t>();
-    if (kept == 0)
-        return std::numeric_limits<double>::quiet_NaN();
-    if (kept < batch.size(0)) {
-        // Masking by torch::where would still back-propagate NaN from the dropped samples
-        // (0 x NaN), so evaluate the kept samples again on their own.
-        torch::Tensor idx = keep.nonzero().squeeze(1);
-        loss = perSampleLoss(batch.index_select(0, idx), a.index_select(0, idx), logQ);
-    }
-    // Sum of kept per-sample losses over the full batch size: dropped samples contribute zero.
-    (loss.sum() / batchSize).backward();
-    return loss.mean().item<double>();
+    zeroGradients(flow->parameters());
+    return maskedBackward(
+        [&](const torch::Tensor& idx) {
+            torch::Tensor x = idx.defined() ? batch.index_select(0, idx) : batch;
+            torch::Tensor aug = idx.defined() ? a.index_select(0, idx) : a;
+            FlowDensity d = flow->logProbWithAux(x, aug);
+            return std::make_pair(-d.logQ + flow->config().auxLossWeight * d.aux, d.logQ);
+        },
+        batch.size(0), options.minLogQ);
 }
 
 std::pair<double, double> marginalNll(AugmentedCouplingFlow& flow, const torch::Tensor& x, int numAugSamples,
@@ -154,6 +159,61 @@ void AdamOptimizer::step(double lr) {
     }
 }
 
+std::string tensorHash(const torch::Tensor& t) {
+    if (!t.defined())
+        return "none";
+    torch::Tensor c = t.contiguous();
+    return std::to_string(fnv1a64(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size()));
+}
+
+TensorArchive newCheckpoint(const std::string& signature) {
+    TensorArchive a;
+    a.metadata = {{"format", "openmmbg-checkpoint"}, {"format_version", "1"}, {"signature", signature}};
+    return a;
+}
+
+TensorArchive readCheckpoint(const std::string& path, const std::string& signature) {
+    TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
+    if (a.metadata["format"] != "openmmbg-checkpoint")
+        throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
+    if (a.metadata["format_version"] != "1")
+        throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
+                                 "' is not supported (this build reads version 1)");
+    if (a.metadata["signature"] != signature)
+        throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
+                                 "options or data; remove it or choose another checkpoint path");
+    return a;
+}
+
+void storeOptimizerState(TensorArchive& a, const AdamOptimizer& optimizer, const GradientGuard& guard) {
+    for (size_t i = 0; i < optimizer.params.size(); i++) {
+        a.tensors.emplace_back("param/" + std::to_string(i), optimizer.params[i]);
+        a.tensors.emplace_back("adam_m/" + std::to_string(i), optimizer.firstMoments[i]);
+        a.tensors.emplace_back("adam_v/" + std::to_string(i), optimizer.secondMoments[i]);
+    }
+    a.metadata["adam_steps"] = std::to_string(optimizer.numSteps);
+    std::vector<double> norms(guard.norms().begin(), guard.norms().end());
+    a.tensors.emplace_back("guard/norms", torch::tensor(norms, torch::kFloat64));
+}
+
+void restoreOptimizerState(const TensorArchive& a, const std::string& path, AdamOptimizer& optimizer,
+                           GradientGuard& guard) {
+    torch::NoGradGuard noGrad;
+    for (size_t i = 0; i < optimizer.params.size(); i++) {
+        optimizer.params[i].copy_(a.get("param/" + std::to_string(i), path));
+        optimizer.firstMoments[i].copy_(a.get("adam_m/" + std::to_string(i), path));
+        optimizer.secondMoments[i].copy_(a.get("adam_v/" + std::to_string(i), path));
+    }
+    optimizer.numSteps = std::stoll(a.metadata.at("adam_steps"));
+    torch::Tensor norms = a.get("guard/norms", path).contiguous();
+    guard.setNorms(std::deque<double>(norms.data_ptr<double>(), norms.data_ptr<double>() + norms.numel()));
+}
+
+std::string progressBar(double fraction, int width) {
+    const int filled = int(width * std::clamp(fraction, 0.0, 1.0));
+    return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+}
+
 namespace {
 
 using nlohmann::json;
@@ -161,18 +221,12 @@ using nlohmann::json;
 // Everything that must match for a checkpoint to be resumed by this run.
 std::string runSignature(const FlowConfig& config, const MaximumLikelihoodOptions& o, const torch::Tensor& train,
                          const torch::Tensor& validation) {
-    auto hashOf = [](const torch::Tensor& t) {
-        if (!t.defined())
-            return std::string("none");
-        torch::Tensor c = t.contiguous();
-        return std::to_string(fnv1a64(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size()));
-    };
     json j = {{"config", json::parse(config.toJson())}, {"epochs", o.epochs}, {"batch_size", o.batchSize},
               {"lr", {o.initialLearningRate, o.peakLearningRate, o.finalLearningRate}}, {"warmup_epochs", o.warmupEpochs},
               {"guard", {o.gradientWindow, o.skipFactor, o.clipFactor}}, {"min_log_q", o.minLogQ},
               {"validate_every", o.validateEvery}, {"validation_aug_samples", o.validationAugSamples},
-              {"seed", o.seed}, {"random_rotations", o.randomRotations}, {"train", hashOf(train)},
-              {"validation", hashOf(validation)}};
+              {"seed", o.seed}, {"random_rotations", o.randomRotations}, {"train", tensorHash(train)},
+              {"validation", tensorHash(validation)}};
     return j.dump();
 }
 
@@ -209,14 +263,12 @@ std::string formatDuration(double seconds) {
 }
 
 std::string formatEpochReport(const EpochReport& r) {
-    const int width = 30;
-    const int filled = int(width * double(r.epoch) / std::max(1, r.totalEpochs));
-    const std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
+    const std::string bar = progressBar(double(r.epoch) / std::max(1, r.totalEpochs));
     char nll[32] = "   -   ";
     if (!std::isnan(r.validationNll))
         std::snprintf(nll, sizeof(nll), "%.4f", r.validationNll);
     char line[256];
-    std::snprintf(line, sizeof(line), "[%s] epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s", bar.c_str(),
+    std::snprintf(line, sizeof(line), "%s epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s", bar.c_str(),
                   r.epoch, r.totalEpochs, r.trainLoss, nll, r.learningRate, formatDuration(r.elapsed).c_str(),
                   formatDuration(r.eta).c_str());
     std::string out = line;
@@ -316,53 +368,29 @@ std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(
     const std::string signature = runSignature(flow->config(), options, train, validation);
 
     auto saveCheckpoint = [&](int epoch) {
-        TensorArchive a;
-        a.metadata = {{"format", "openmmbg-checkpoint"}, {"format_version", "1"}, {"signature", signature},
-                      {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)},
-                      {"adam_steps", std::to_string(optimizer.numSteps)}, {"best_nll", json(bestNll).dump()},
-                      {"since_improvement", std::to_string(sinceImprovement)}};
+        TensorArchive a = newCheckpoint(signature);
+        a.metadata.insert({{"epoch", std::to_string(epoch)}, {"step", std::to_string(step)},
+                           {"best_nll", json(bestNll).dump()}, {"since_improvement", std::to_string(sinceImprovement)}});
         json history = json::array();
         for (auto& r : reports)
             history.push_back(reportToJson(r));
         a.metadata["reports"] = history.dump();
-        for (size_t i = 0; i < params.size(); i++) {
-            a.tensors.emplace_back("param/" + std::to_string(i), params[i]);
-            a.tensors.emplace_back("adam_m/" + std::to_string(i), optimizer.firstMoments[i]);
-            a.tensors.emplace_back("adam_v/" + std::to_string(i), optimizer.secondMoments[i]);
-        }
+        storeOptimizerState(a, optimizer, guard);
         for (size_t i = 0; i < best.size(); i++)
             a.tensors.emplace_back("best/" + std::to_string(i), best[i]);
         a.tensors.emplace_back("rng/train", gen.get_state());
         a.tensors.emplace_back("rng/validation", valGen.get_state());
-        std::vector<double> norms(guard.norms().begin(), guard.norms().end());
-        a.tensors.emplace_back("guard/norms", torch::tensor(norms, torch::kFloat64));
         writeFileAtomically(options.checkpointPath, serializeArchive(a));
     };
 
     if (!options.checkpointPath.empty() && std::ifstream(options.checkpointPath).good()) {
         const std::string& path = options.checkpointPath;
-        TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
-        if (a.metadata["format"] != "openmmbg-checkpoint")
-            throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
-        if (a.metadata["format_version"] != "1")
-            throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
-                                     "' is not supported (this build reads version 1)");
-        if (a.metadata["signature"] != signature)
-            throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
-                                     "options or data; remove it or choose another checkpoint path");
-        torch::NoGradGuard noGrad;
-        for (size_t i = 0; i < params.size(); i++) {
-            params[i].copy_(a.get("param/" + std::to_string(i), path));
-            optimizer.firstMoments[i].copy_(a.get("adam_m/" + std::to_string(i), path));
-            optimizer.secondMoments[i].copy_(a.get("adam_v/" + std::to_string(i), path));
-            if (a.has("best/" + std::to_string(i)))
-                best.push_back(a.get("best/" + std::to_string(i), path).to(params[i].dtype()));
-        }
+        TensorArchive a = readCheckpoint(path, signature);
+        restoreOptimizerState(a, path, optimizer, guard);
+        for (size_t i = 0; i < params.size() && a.has("best/" + std::to_string(i)); i++)
+            best.push_back(a.get("best/" + std::to_string(i), path).to(params[i].dtype()));
         gen.set_state(a.get("rng/train", path));
         valGen.set_state(a.get("rng/validation", path));
-        torch::Tensor norms = a.get("guard/norms", path);
-        guard.setNorms(std::deque<double>(norms.data_ptr<double>(), norms.data_ptr<double>() + norms.numel()));
-        optimizer.numSteps = std::stoll(a.metadata["adam_steps"]);
         step = std::stoll(a.metadata["step"]);
         firstEpoch = std::stoi(a.metadata["epoch"]) + 1;
         bestNll = json::parse(a.metadata["best_nll"]).is_number() ? json::parse(a.metadata["best_nll"]).get<double>()

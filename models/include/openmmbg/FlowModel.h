@@ -63,6 +63,15 @@ public:
     std::string trainMaximumLikelihood(const std::vector<double>& train, const std::vector<double>& validation,
                                        const std::string& optionsJson, bool verbose);
     /**
+     * Train against a built-in target ("dw4", "lj13", "lj55") from its energy alone, without data:
+     * FAB (flow annealed importance sampling bootstrap) or reverse KL, chosen by the option
+     * "objective" ("fab" by default). Options as JSON (see energyTrainingOptionsFromJson in
+     * EnergyTraining.h and docs/training.md); a "checkpoint" path makes the run resumable. Progress
+     * lines go to stderr when verbose. Returns the reports as a JSON array; afterwards the model
+     * holds the final parameters.
+     */
+    std::string trainEnergy(const std::string& target, const std::string& optionsJson, bool verbose);
+    /**
      * Evaluate against a built-in target ("dw4", "lj13", "lj55") on test configurations [n, N, D]:
      * returns JSON with nll, nll_sem, reverse_ess, forward_ess, num_test, num_aug_samples and
      * num_ess_samples.

@@ -6,6 +6,7 @@
  * skips and clips by the median of recent gradient norms; per-sample masking.
  */
 #include "openmmbg/AugmentedCouplingFlow.h"
+#include "openmmbg/TensorArchive.h"
 
 #include <deque>
 #include <functional>
@@ -84,6 +85,41 @@ public:
     int64_t numSteps = 0;
     double beta1, beta2, eps;
 };
+
+/** Zero the defined gradients of `params`. */
+void zeroGradients(const std::vector<torch::Tensor>& params);
+
+/**
+ * Back-propagate a batch's mean per-sample loss with per-sample masking (eacf-reference.md,
+ * "Training by maximum likelihood"): a sample is dropped when its loss is non-finite or its log q is
+ * below minLogQ; the gradient is the sum of the kept samples' gradients divided by batchSize.
+ * `perSample(indices)` returns {loss [k], log q [k]} for the samples `indices` of the batch (an
+ * undefined tensor: all of them); it is called again on the kept samples when some are dropped,
+ * because masking by torch::where would still back-propagate NaN (0 x NaN) from dropped samples.
+ * Gradients must be zeroed by the caller. Returns the mean loss over kept samples, NaN if none.
+ */
+double maskedBackward(const std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& indices)>& perSample,
+                      int64_t batchSize, double minLogQ);
+
+/** FNV-1a hash of a tensor's bytes as a decimal string ("none" for an undefined tensor); for run signatures. */
+std::string tensorHash(const torch::Tensor& t);
+
+/**
+ * Training checkpoints (format "openmmbg-checkpoint", version 1): a TensorArchive written
+ * atomically. `signature` identifies the run (configuration, options, data); a checkpoint is resumed
+ * only by a run with the same signature.
+ */
+TensorArchive newCheckpoint(const std::string& signature);
+/** Read a checkpoint; throws std::runtime_error if it is not one, has another version or another signature. */
+TensorArchive readCheckpoint(const std::string& path, const std::string& signature);
+/** Store the parameters, Adam moments and step count, and the gradient guard's norms in a checkpoint. */
+void storeOptimizerState(TensorArchive& archive, const AdamOptimizer& optimizer, const GradientGuard& guard);
+/** Restore what storeOptimizerState stored (into the optimizer's parameter tensors, in place). */
+void restoreOptimizerState(const TensorArchive& archive, const std::string& path, AdamOptimizer& optimizer,
+                           GradientGuard& guard);
+
+/** "[#####.....]": a progress bar of `width` characters filled to `fraction` (clamped to [0, 1]). */
+std::string progressBar(double fraction, int width = 30);
 
 struct EpochReport {
     int epoch;                    ///< 1-based

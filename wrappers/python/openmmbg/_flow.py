@@ -326,6 +326,32 @@ class Flow:
             x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
         return json.loads(reports)
 
+    def train_energy(self, target, objective="fab", verbose=True, **options):
+        """Train in place against a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``) from its
+        energy alone, without samples of it.
+
+        ``objective`` is ``"fab"`` (flow annealed importance sampling bootstrap: AIS from the flow
+        to p^alpha q^(1-alpha) with HMC transitions and a prioritised replay buffer) or
+        ``"reverse-kl"`` (KL(q || p) on reparameterised flow samples). ``options`` (all optional)
+        use the names of the C++ ``EnergyTrainingOptions`` (docs/training.md): ``iterations``
+        (20000), ``batch_size`` (128), ``alpha`` (2), ``num_intermediate`` (2; 8 for LJ13),
+        ``num_leapfrog`` (5), ``initial_step_size`` (1.0), ``updates_per_iteration`` (8),
+        ``buffer_max_batches`` (512), ``buffer_min_batches`` (64), ``max_importance_weight`` (10),
+        the learning rate and gradient-guard options of :meth:`train` (``warmup_iterations``: -1 =
+        30% of the run), ``report_every`` (100), ``evaluate_every`` (1000; 0 = never),
+        ``num_ess_samples`` (10000), ``ais_ess`` (True), ``time_limit`` (seconds), ``seed`` (0),
+        ``checkpoint`` (path; resumed if it exists) and ``checkpoint_every`` (100 iterations).
+        Progress goes to stderr when ``verbose``. Returns the reports (list of dicts with
+        ``iteration``, ``loss``, ``learning_rate``, ``step_sizes``, ``acceptance``, ``reverse_ess``,
+        ``ais_ess``, ...). The flow keeps the final parameters.
+        """
+        options = dict(options)
+        options["objective"] = str(objective)
+        if "checkpoint" in options:
+            options["checkpoint"] = _as_path(options["checkpoint"])
+        reports = self._model.trainEnergy(str(target), json.dumps(options, default=_json_default), bool(verbose))
+        return json.loads(reports)
+
     def evaluate(self, target, x, num_aug_samples=20, num_ess_samples=10000, seed=0):
         """Evaluate against a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``) on test samples ``x``.
 
