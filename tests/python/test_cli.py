@@ -228,3 +228,76 @@ def test_remd_writes_outputs_and_resumes(tmp_path):
     frames = openmmbg.read_dcd(str(out / "trajectory_0.dcd"))
     assert frames.shape == (7, 3, 3)
     assert json.loads((out / "statistics.json").read_text())["exchanges"] == 7
+
+
+def _fab_command(out, *extra):
+    return [CLI, "train", "--objective", "fab", "--system", "dw4", "--config", TINY, "--iterations", "10",
+            "--batch-size", "16", "--buffer-min-batches", "8", "--buffer-max-batches", "16", "--report-every", "2",
+            "--evaluate-every", "5", "--num-ess-samples", "64", "--checkpoint-every", "1",
+            "--options", json.dumps({"initial_step_size": 0.05}), "--output", str(out), *extra]
+
+
+def test_fab_training_resumes_exactly_after_sigkill(tmp_path):
+    """FAB: kill -9 once a checkpoint exists (replay buffer, step sizes, Adam, random streams in it),
+    rerun the same command: it resumes and ends with exactly the parameters of an uninterrupted run."""
+    import signal
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    reference = tmp_path / "reference.bgm"
+    metrics = tmp_path / "reference.jsonl"
+    r = subprocess.run(_fab_command(reference, "--metrics", str(metrics)), env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [2, 4, 6, 8, 10]
+    assert "reverse_ess" in lines[-1] and "ais_ess" in lines[-1] and len(lines[-1]["step_sizes"]) == 2
+    killed = tmp_path / "killed.bgm"
+    checkpoint = tmp_path / "killed.bgm.checkpoint"
+    proc = subprocess.Popen(_fab_command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not killed.exists()
+    resumed = subprocess.run(_fab_command(killed), env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    import openmmbg
+
+    a, b = openmmbg.Flow.load(reference), openmmbg.Flow.load(killed)
+    x, aug, _ = a.sample(16, seed=3)
+    np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
+
+
+@pytest.mark.parametrize("objective", ["fab", "reverse-kl"])
+def test_energy_training_against_an_openmm_system(tmp_path, objective):
+    """--openmm-system: a few iterations against a harmonic well through OpenMM's Reference
+    platform (energies and forces in batches) run, log metrics and write a loadable model."""
+    mm = pytest.importorskip("openmm")
+    n = 4
+    system = mm.System()
+    well = mm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
+    well.addGlobalParameter("k", 2.0)
+    for i in range(n):
+        system.addParticle(1.0)
+        well.addParticle(i, [])
+    system.addForce(well)
+    (tmp_path / "system.xml").write_text(mm.XmlSerializer.serialize(system))
+    out = tmp_path / "flow.bgm"
+    r = run("train", "--objective", objective, "--openmm-system", str(tmp_path / "system.xml"), "--config", TINY,
+            "--projection", "vector", "--iterations", "3", "--batch-size", "8", "--num-intermediate", "2",
+            "--buffer-min-batches", "8", "--report-every", "1", "--evaluate-every", "3", "--num-ess-samples", "32",
+            "--options", json.dumps({"initial_step_size": 0.05}), "--metrics", str(tmp_path / "m.jsonl"),
+            "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2, 3]
+    assert 0 < lines[-1]["reverse_ess"] <= 1
+    import openmmbg
+
+    flow = openmmbg.Flow.load(out)
+    assert flow.num_particles == n and flow.config["temperature"] == 300.0
+    bad = run("train", "--objective", "fab", "--openmm-system", str(tmp_path / "system.xml"), "--output", str(out))
+    assert bad.returncode == 2 and "--iterations" in bad.stderr
