@@ -328,6 +328,8 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
         }
     }
 
+    // The ETA extrapolates the iterations of this run only, not the buffer pre-fill.
+    const auto loopStart = Clock::now();
     for (int it = firstIteration; it <= o.iterations; it++) {
         double lr = schedule.at(step);
         if (fab) {
@@ -405,7 +407,8 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
             }
             const double runElapsed = std::chrono::duration<double>(Clock::now() - start).count();
             r.elapsed = elapsedBefore + runElapsed;
-            r.eta = runElapsed / (it - firstIteration + 1) * (o.iterations - it);
+            const double loopElapsed = std::chrono::duration<double>(Clock::now() - loopStart).count();
+            r.eta = loopElapsed / (it - firstIteration + 1) * (o.iterations - it);
             if (o.timeLimit > 0)
                 r.eta = std::min(r.eta, std::max(0.0, o.timeLimit - runElapsed));
             reports.push_back(r);
