@@ -4,11 +4,10 @@ namespace OpenMMBG {
 
 std::pair<torch::Tensor, torch::Tensor> Target::energyAndForces(const torch::Tensor& x) {
     torch::Tensor xg = x.detach().requires_grad_(true);
-    torch::Tensor e;
-    {
-        torch::AutoGradMode enable(true);
-        e = energy(xg);
-    }
+    // The whole graph, including the sum, is built with gradients on, so callers may hold a
+    // NoGradGuard.
+    torch::AutoGradMode enable(true);
+    torch::Tensor e = energy(xg);
     torch::Tensor grad = torch::autograd::grad({e.sum()}, {xg})[0];
     return {e.detach(), -grad};
 }

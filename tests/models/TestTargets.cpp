@@ -262,6 +262,18 @@ TEST(BuiltinTargets, EnergyIsDifferentiableInsideAGraph) {
     EXPECT_TRUE(std::isfinite(g2.item<double>()));
 }
 
+TEST(BuiltinTargets, ForcesUnderNoGradGuard) {
+    // Samplers call energyAndForces with gradients off (NoGradGuard); forces must still come back.
+    auto gen = generator(16);
+    torch::Tensor x = randomClusters(2, 13, gen);
+    auto lj13 = makeBuiltinTarget("lj13");
+    auto [e0, f0] = lj13->energyAndForces(x);
+    torch::NoGradGuard guard;
+    auto [e1, f1] = lj13->energyAndForces(x);
+    EXPECT_TRUE(torch::equal(e0, e1));
+    EXPECT_TRUE(torch::equal(f0, f1));
+}
+
 TEST(BuiltinTargets, TranslationRotationAndPermutationInvariance) {
     auto gen = generator(15);
     std::vector<TargetCase> cases = builtinCases(gen, 8, 4, 2);
