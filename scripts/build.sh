@@ -12,6 +12,10 @@ BUILD="${OPENMMBG_BUILD_DIR:-build}"
 [[ "${OPENMMBG_SKIP_SETUP:-0}" == 1 ]] || bash "$ROOT/scripts/setup.sh"
 
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Paths under the checkout are hashed relative to it, so a fresh clone (CI) hits the cache; the
+# sloppiness lets ccache cache compilations that use CMake's precompiled headers.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 cmake_args=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$ROOT/.venv/bin/python")
 if command -v ccache >/dev/null; then cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 if [[ -n "${OPENMM_DIR:-}" ]]; then cmake_args+=(-DOPENMM_DIR="$OPENMM_DIR"); fi

@@ -38,8 +38,10 @@ BUILD=${OPENMMBG_CUDA_BUILD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openmmbg/cuda-b
 cmake_args=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$PY" -DOPENMMBG_BUILD_CUDA=ON
             -DOPENMMBG_CUDA_INCLUDE_DIR="$cuda_include" -DOPENMMBG_BUILD_BENCHMARKS=OFF)
 if command -v ccache >/dev/null; then cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-log "configuring $BUILD"
-cmake -S "$ROOT" -B "$BUILD" "${cmake_args[@]}" >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log" >&2; die "configure failed"; }
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+# shellcheck source=scripts/lib/cached-build.sh
+source "$ROOT/scripts/lib/cached-build.sh"
+configure_cached_build "$ROOT" "$BUILD" "${cmake_args[@]}"
 log "building the CUDA plugin and its tests"
 cmake --build "$BUILD" -j"$(nproc)" --target OpenMMBGCUDA TestCudaBoltzmannGeneratorProposal || die "CUDA build failed"
 

@@ -60,43 +60,17 @@ BUILD="${OPENMMBG_COMPAT_BUILD_DIR:-$CACHE_ROOT/debian-compat-build}"
 export CCACHE_DIR="${OPENMMBG_COMPAT_CCACHE_DIR:-$CACHE_ROOT/debian-compat-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
-mkdir -p "$BUILD" "$CCACHE_DIR"
-# One run at a time per build tree (it and the source link below are shared by all checkouts).
-exec 9>"$BUILD.lock"
-flock 9
-
-# CMake sees the checkout through a fixed symlink, so the compiler command lines (and ccache's
-# hashes) are the same for every checkout: a CI job in a fresh clone at another path reuses the
-# build tree and hits the ccache (CCACHE_BASEDIR cannot help with a build tree outside the clone).
-SRC_LINK="${BUILD}-src"
-ln -sfn "$ROOT" "$SRC_LINK"
-
+mkdir -p "$CCACHE_DIR"
+# shellcheck source=scripts/lib/cached-build.sh
+source "$ROOT/scripts/lib/cached-build.sh"
 cmake_args=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
   -DOPENMM_DIR="$OPENMM_PREFIX" -DTorch_DIR="$TORCH_CONFIG_DIR"
   -DOPENMMBG_BUILD_PYTHON=OFF -DOPENMMBG_BUILD_BENCHMARKS=OFF
   -DOPENMMBG_TEST_OPENCL=OFF)  # the OpenCL tests run in the main stage; this stage checks the CPU platforms
-
-# A build tree configured for another source directory cannot be reused (CMake refuses it).
+log "OpenMM $openmm_version, LibTorch $torch_version"
+configure_cached_build "$ROOT" "$BUILD" "${cmake_args[@]}"
 cache="$BUILD/CMakeCache.txt"
-if [[ -f "$cache" ]] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$SRC_LINK" "$cache"; then
-  log "$BUILD was configured for another source directory: reconfiguring from scratch"
-  rm -rf "$BUILD" && mkdir -p "$BUILD"
-fi
-signature="$(printf '%s\n' "${cmake_args[@]}")"
-if [[ ! -f "$cache" || ! -f "$BUILD/Makefile" || "$(cat "$BUILD/.openmmbg-cmake-args" 2>/dev/null)" != "$signature" ]]; then
-  log "configuring $BUILD (OpenMM $openmm_version, LibTorch $torch_version)"
-  rm -f "$BUILD/.openmmbg-cmake-args"
-  cmake -S "$SRC_LINK" -B "$BUILD" "${cmake_args[@]}"
-  printf '%s\n' "$signature" >"$BUILD/.openmmbg-cmake-args"
-fi
-
-# Another checkout behind the link: its files can be older than the objects built from the previous
-# one, so make would miss changes. Rebuild everything (from the ccache: seconds, not minutes).
-if [[ "$(cat "$BUILD/.openmmbg-source" 2>/dev/null)" != "$ROOT" ]]; then
-  [[ ! -f "$BUILD/.openmmbg-source" ]] || { log "checkout changed to $ROOT: cleaning the build tree"; cmake --build "$BUILD" --target clean; }
-  printf '%s\n' "$ROOT" >"$BUILD/.openmmbg-source"
-fi
 
 # Guard against a silent fallback to another OpenMM or LibTorch (e.g. a wheel's).
 cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$cache"; }
