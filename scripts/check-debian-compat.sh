@@ -18,7 +18,7 @@ start=$SECONDS
 
 APT_PACKAGES=(
   build-essential cmake ccache
-  libopenmm-dev libtorch-dev libopenblas0-pthread
+  libopenmm-dev libopenmm-plugins libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libgtest-dev libgmock-dev
 )
 
@@ -48,7 +48,8 @@ pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || die "Debian pa
 openmm_version="$(pkg_version libopenmm-dev)"
 torch_version="$(pkg_version libtorch-dev)"
 
-# Debian's OpenMM: headers in /usr/include/openmm, libOpenMM.so in the multiarch lib dir (both
+# Debian's OpenMM: headers in /usr/include/openmm, libOpenMM.so in the multiarch lib dir, the
+# CPU and OpenCL platforms in openmm/plugins there (libopenmm-plugins) (all
 # found from the prefix /usr). Debian's LibTorch: its Torch config directory.
 OPENMM_PREFIX=/usr
 torch_config="$(dpkg-query -L libtorch-dev | grep -m1 '/cmake/Torch/TorchConfig\.cmake$' || true)"
