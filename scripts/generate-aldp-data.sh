@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alanine dipeptide training and test data by replica exchange (openmmbg remd), resumable.
 #
-#   scripts/generate-aldp-data.sh [TRAIN_EXCHANGES [TEST_EXCHANGES]]
+#   scripts/generate-aldp-data.sh [TRAIN_EXCHANGES [TEST_EXCHANGES]]     (0 skips a run)
 #
 # Two independent replica-exchange runs of the System in ../shared/data/aldp (Amber, OBC1 implicit
 # solvent as in the paper, no cutoff, no constraints): "train" (seed 1) and "test" (seed 2, the
@@ -42,6 +42,7 @@ PY
 echo "{\"implicit_solvent\": \"$SOLVENT\", \"temperatures\": \"geometric 300-600 K, 6 replicas\", \"timestep_ps\": 0.001, \"steps_per_exchange\": 500, \"friction_per_ps\": 1, \"platform\": \"$PLATFORM\"}" >"$OUT/settings.json"
 run() {
     local name=$1 seed=$2 exchanges=$3
+    [ "$exchanges" -gt 0 ] || return 0  # 0: skip this run for now
     echo "[openmmbg] alanine dipeptide $name run: $exchanges exchange attempts (seed $seed) in $OUT/$name"
     OMP_NUM_THREADS=1 OPENMM_CPU_THREADS=1 "$CLI" remd --system "$OUT/system.xml" --state "$OUT/state.xml" \
         --tmin 300 --tmax 600 --num-replicas 6 --timestep 0.001 --friction 1 --steps-per-exchange 500 \
