@@ -736,12 +736,15 @@ int commandRemd(Args& args, const char* argv0) {
                   << std::endl;
     const auto start = std::chrono::steady_clock::now();
     const long long first = remd.getNumExchanges();
-    long long lastPrinted = -1;
+    long long lastPercent = -1;
+    double lastPrintTime = -1e9;
     remd.run(exchanges, [&](long long done, long long total) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const long long every = std::max<long long>(1, total / 100);
-        if (done == total || done / every != lastPrinted) {
-            lastPrinted = done / every;
+        // A line per percent of the run, and at least one a minute on long runs.
+        const long long percent = 100 * done / std::max<long long>(total, 1);
+        if (done == total || percent != lastPercent || elapsed - lastPrintTime >= 60) {
+            lastPercent = percent;
+            lastPrintTime = elapsed;
             const double perExchange = elapsed / double(std::max<long long>(done - first, 1));
             std::string swaps;
             for (int p = 0; p + 1 < remd.getNumReplicas(); p++) {
