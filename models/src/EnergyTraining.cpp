@@ -2,6 +2,7 @@
 
 #include "openmmbg/Evaluation.h"
 #include "openmmbg/ModelFile.h"
+#include "JsonOptions.h"
 
 #include <nlohmann/json.hpp>
 
@@ -18,63 +19,39 @@ namespace OpenMMBG {
 using nlohmann::json;
 
 EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& text) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw std::invalid_argument(std::string("training options: not valid JSON: ") + e.what());
-    }
-    if (!j.is_object())
-        throw std::invalid_argument("training options: expected a JSON object");
-    EnergyTrainingOptions o;
-    const std::set<std::string> known = {"objective", "iterations", "batch_size", "alpha", "num_intermediate",
+    const JsonOptions j(text, {"objective", "iterations", "batch_size", "alpha", "num_intermediate",
         "num_leapfrog", "initial_step_size", "updates_per_iteration", "buffer_max_batches", "buffer_min_batches",
         "max_importance_weight", "initial_learning_rate", "peak_learning_rate", "final_learning_rate",
         "warmup_iterations", "gradient_window", "skip_factor", "clip_factor", "min_log_q", "report_every",
-        "evaluate_every", "num_ess_samples", "ais_ess", "time_limit", "seed", "checkpoint", "checkpoint_every"};
-    for (auto it = j.begin(); it != j.end(); ++it)
-        if (!known.count(it.key()))
-            throw std::invalid_argument("training options: unknown key '" + it.key() + "'");
-    auto set = [&](const char* key, auto& field) {
-        if (!j.contains(key) || j[key].is_null())
-            return;
-        using T = std::decay_t<decltype(field)>;
-        const json& v = j[key];
-        bool ok = std::is_same_v<T, bool> ? v.is_boolean()
-                  : std::is_integral_v<T> ? v.is_number_integer()
-                  : std::is_floating_point_v<T> ? v.is_number()
-                  : v.is_string();
-        if (!ok)
-            throw std::invalid_argument(std::string("training options: '") + key + "' has the wrong type (" + v.dump() + ")");
-        field = v.get<T>();
-    };
-    set("objective", o.objective);
-    set("iterations", o.iterations);
-    set("batch_size", o.batchSize);
-    set("alpha", o.alpha);
-    set("num_intermediate", o.numIntermediate);
-    set("num_leapfrog", o.numLeapfrog);
-    set("initial_step_size", o.initialStepSize);
-    set("updates_per_iteration", o.updatesPerIteration);
-    set("buffer_max_batches", o.bufferMaxBatches);
-    set("buffer_min_batches", o.bufferMinBatches);
-    set("max_importance_weight", o.maxImportanceWeight);
-    set("initial_learning_rate", o.initialLearningRate);
-    set("peak_learning_rate", o.peakLearningRate);
-    set("final_learning_rate", o.finalLearningRate);
-    set("warmup_iterations", o.warmupIterations);
-    set("gradient_window", o.gradientWindow);
-    set("skip_factor", o.skipFactor);
-    set("clip_factor", o.clipFactor);
-    set("min_log_q", o.minLogQ);
-    set("report_every", o.reportEvery);
-    set("evaluate_every", o.evaluateEvery);
-    set("num_ess_samples", o.numEssSamples);
-    set("ais_ess", o.aisEss);
-    set("time_limit", o.timeLimit);
-    set("seed", o.seed);
-    set("checkpoint", o.checkpointPath);
-    set("checkpoint_every", o.checkpointEvery);
+        "evaluate_every", "num_ess_samples", "ais_ess", "time_limit", "seed", "checkpoint", "checkpoint_every"});
+    EnergyTrainingOptions o;
+    j.read("objective", o.objective);
+    j.read("iterations", o.iterations);
+    j.read("batch_size", o.batchSize);
+    j.read("alpha", o.alpha);
+    j.read("num_intermediate", o.numIntermediate);
+    j.read("num_leapfrog", o.numLeapfrog);
+    j.read("initial_step_size", o.initialStepSize);
+    j.read("updates_per_iteration", o.updatesPerIteration);
+    j.read("buffer_max_batches", o.bufferMaxBatches);
+    j.read("buffer_min_batches", o.bufferMinBatches);
+    j.read("max_importance_weight", o.maxImportanceWeight);
+    j.read("initial_learning_rate", o.initialLearningRate);
+    j.read("peak_learning_rate", o.peakLearningRate);
+    j.read("final_learning_rate", o.finalLearningRate);
+    j.read("warmup_iterations", o.warmupIterations);
+    j.read("gradient_window", o.gradientWindow);
+    j.read("skip_factor", o.skipFactor);
+    j.read("clip_factor", o.clipFactor);
+    j.read("min_log_q", o.minLogQ);
+    j.read("report_every", o.reportEvery);
+    j.read("evaluate_every", o.evaluateEvery);
+    j.read("num_ess_samples", o.numEssSamples);
+    j.read("ais_ess", o.aisEss);
+    j.read("time_limit", o.timeLimit);
+    j.read("seed", o.seed);
+    j.read("checkpoint", o.checkpointPath);
+    j.read("checkpoint_every", o.checkpointEvery);
     if (o.objective != "fab" && o.objective != "reverse-kl")
         throw std::invalid_argument("training options: objective must be \"fab\" or \"reverse-kl\" (got \"" + o.objective + "\")");
     if (o.iterations < 1 || o.batchSize < 1 || o.numLeapfrog < 1 || o.updatesPerIteration < 1 || o.bufferMinBatches < 1 ||

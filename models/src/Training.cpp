@@ -1,6 +1,7 @@
 #include "openmmbg/Training.h"
 
 #include "openmmbg/ModelFile.h"
+#include "JsonOptions.h"
 #include "openmmbg/TensorArchive.h"
 
 #include <nlohmann/json.hpp>
@@ -289,53 +290,29 @@ std::string epochReportToJson(const EpochReport& r) {
 }
 
 MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw std::invalid_argument(std::string("training options: not valid JSON: ") + e.what());
-    }
-    if (!j.is_object())
-        throw std::invalid_argument("training options: expected a JSON object");
-    MaximumLikelihoodOptions o;
-    auto set = [&](const char* key, auto& field) {
-        if (!j.contains(key) || j[key].is_null())
-            return;
-        using T = std::decay_t<decltype(field)>;
-        const json& v = j[key];
-        bool ok = std::is_same_v<T, bool> ? v.is_boolean()
-                  : std::is_integral_v<T> ? v.is_number_integer()
-                  : std::is_floating_point_v<T> ? v.is_number()
-                  : v.is_string();
-        if (!ok)
-            throw std::invalid_argument(std::string("training options: '") + key + "' has the wrong type (" + v.dump() + ")");
-        field = v.get<T>();
-    };
-    const std::set<std::string> known = {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
+    const JsonOptions j(text, {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
         "final_learning_rate", "warmup_epochs", "gradient_window", "skip_factor", "clip_factor", "min_log_q",
         "time_limit", "validate_every", "validation_aug_samples", "patience", "seed", "random_rotations",
-        "checkpoint", "checkpoint_every"};
-    for (auto it = j.begin(); it != j.end(); ++it)
-        if (!known.count(it.key()))
-            throw std::invalid_argument("training options: unknown key '" + it.key() + "'");
-    set("epochs", o.epochs);
-    set("batch_size", o.batchSize);
-    set("initial_learning_rate", o.initialLearningRate);
-    set("peak_learning_rate", o.peakLearningRate);
-    set("final_learning_rate", o.finalLearningRate);
-    set("warmup_epochs", o.warmupEpochs);
-    set("gradient_window", o.gradientWindow);
-    set("skip_factor", o.skipFactor);
-    set("clip_factor", o.clipFactor);
-    set("min_log_q", o.minLogQ);
-    set("time_limit", o.timeLimit);
-    set("validate_every", o.validateEvery);
-    set("validation_aug_samples", o.validationAugSamples);
-    set("patience", o.patience);
-    set("seed", o.seed);
-    set("random_rotations", o.randomRotations);
-    set("checkpoint", o.checkpointPath);
-    set("checkpoint_every", o.checkpointEvery);
+        "checkpoint", "checkpoint_every"});
+    MaximumLikelihoodOptions o;
+    j.read("epochs", o.epochs);
+    j.read("batch_size", o.batchSize);
+    j.read("initial_learning_rate", o.initialLearningRate);
+    j.read("peak_learning_rate", o.peakLearningRate);
+    j.read("final_learning_rate", o.finalLearningRate);
+    j.read("warmup_epochs", o.warmupEpochs);
+    j.read("gradient_window", o.gradientWindow);
+    j.read("skip_factor", o.skipFactor);
+    j.read("clip_factor", o.clipFactor);
+    j.read("min_log_q", o.minLogQ);
+    j.read("time_limit", o.timeLimit);
+    j.read("validate_every", o.validateEvery);
+    j.read("validation_aug_samples", o.validationAugSamples);
+    j.read("patience", o.patience);
+    j.read("seed", o.seed);
+    j.read("random_rotations", o.randomRotations);
+    j.read("checkpoint", o.checkpointPath);
+    j.read("checkpoint_every", o.checkpointEvery);
     if (o.epochs < 1 || o.batchSize < 1 || o.validateEvery < 1 || o.validationAugSamples < 1 || o.checkpointEvery < 1 ||
         o.gradientWindow < 1)
         throw std::invalid_argument("training options: epochs, batch_size, validate_every, validation_aug_samples, "
