@@ -197,6 +197,21 @@ private:
     std::set<std::string> used;
 };
 
+/** Adds the keys of --config (a JSON object), if given, to a flow configuration. */
+void mergeConfigOption(Args& args, json& config) {
+    if (!args.has("config"))
+        return;
+    json extra;
+    try {
+        extra = json::parse(args.get("config"));
+    } catch (const json::exception&) {
+        throw UsageError("--config is not valid JSON");
+    }
+    if (!extra.is_object())
+        throw UsageError("--config must be a JSON object");
+    config.update(extra);
+}
+
 /** A built-in data set: files and splits of ../shared/data/efm. */
 struct DataSet {
     std::string name;
@@ -344,17 +359,7 @@ int commandTrain(Args& args) {
     json config = {{"projection", args.get("projection", "spherical")}};
     if (dataPath.empty())
         config.update({{"num_particles", ds.numParticles}, {"dim", ds.dim}});
-    if (args.has("config")) {
-        json extra;
-        try {
-            extra = json::parse(args.get("config"));
-        } catch (const json::exception&) {
-            throw UsageError("--config is not valid JSON");
-        }
-        if (!extra.is_object())
-            throw UsageError("--config must be a JSON object");
-        config.update(extra);
-    }
+    mergeConfigOption(args, config);
     MaximumLikelihoodOptions o;
     // The Non-E-ACF baseline trains for 4x the epochs (eacf-reference.md).
     const int defaultEpochs = ds.defaultEpochs * (config["projection"] == "none" ? 4 : 1);
@@ -453,17 +458,7 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
         throw UsageError("--temperature and --platform go with --openmm-system");
     const std::string output = args.require("output");
     json config = {{"projection", args.get("projection", "spherical")}};
-    if (args.has("config")) {
-        json extra;
-        try {
-            extra = json::parse(args.get("config"));
-        } catch (const json::exception&) {
-            throw UsageError("--config is not valid JSON");
-        }
-        if (!extra.is_object())
-            throw UsageError("--config must be a JSON object");
-        config.update(extra);
-    }
+    mergeConfigOption(args, config);
     EnergyTrainingOptions o;
     json optionsJson = json::object();
     if (args.has("options")) {
