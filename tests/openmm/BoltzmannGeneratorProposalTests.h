@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -34,6 +35,25 @@ using namespace OpenMMBG;
 Platform& testPlatform();
 /** Platform properties for every Context of the tests, e.g. the precision. */
 std::map<std::string, std::string> testProperties();
+
+/**
+ * For the GPU runners: registers `factory` on the platform `name` and the common kernel on
+ * Reference (for expectSameDecisionsAsReference) directly, not through the plugins' entry points
+ * (tests/python/test_proposal.py loads those from a folder). OpenMM's plugins must be loaded.
+ */
+inline Platform& registerKernelsForComparison(const std::string& name, KernelFactory* factory) {
+    Platform& platform = Platform::getPlatformByName(name);
+    platform.registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), factory);
+    Platform::getPlatformByName("Reference")
+        .registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), new CommonBGKernelFactory());
+    return platform;
+}
+
+/** {"Precision": $OPENMMBG_TEST_PRECISION} (single, mixed or double; default single). */
+inline std::map<std::string, std::string> precisionFromEnvironment() {
+    const char* precision = std::getenv("OPENMMBG_TEST_PRECISION");
+    return {{"Precision", precision != nullptr ? precision : "single"}};
+}
 
 namespace {
 

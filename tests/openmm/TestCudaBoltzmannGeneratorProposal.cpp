@@ -5,27 +5,17 @@
 #include "BoltzmannGeneratorProposalTests.h"
 #include "CudaBGKernels.h"
 
-#include <cstdlib>
-
-// The factories are registered directly; Reference gets the common kernel for the comparison.
 Platform& testPlatform() {
     static Platform& platform = []() -> Platform& {
         Platform::loadPluginsFromDirectory(OPENMM_PLUGIN_DIR);
         if (std::string(OPENMM_CUDA_PLUGIN_DIR) != OPENMM_PLUGIN_DIR)
             Platform::loadPluginLibrary(std::string(OPENMM_CUDA_PLUGIN_DIR) + "/libOpenMMCUDA.so");
-        Platform& cuda = Platform::getPlatformByName("CUDA");
-        cuda.registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), new CudaBGKernelFactory());
-        Platform::getPlatformByName("Reference")
-            .registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), new CommonBGKernelFactory());
-        return cuda;
+        return registerKernelsForComparison("CUDA", new CudaBGKernelFactory());
     }();
     return platform;
 }
 
-std::map<std::string, std::string> testProperties() {
-    const char* precision = std::getenv("OPENMMBG_TEST_PRECISION");
-    return {{"Precision", precision != nullptr ? precision : "single"}};
-}
+std::map<std::string, std::string> testProperties() { return precisionFromEnvironment(); }
 
 TEST(BoltzmannGeneratorProposal, SameDecisionsAsTheReferencePlatform) {
     testPlatform();
