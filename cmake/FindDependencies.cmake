@@ -27,6 +27,20 @@ function(_openmmbg_python_query out code)
   endif()
 endfunction()
 
+# find_path/find_library cache what they found, and a cached result is never searched again. When
+# the place a dependency is searched in changes (another Python environment, OPENMM_DIR or
+# Torch_DIR), forget the results found in the old place: otherwise a reconfigured tree would keep
+# building against the old environment, or against paths that no longer exist.
+function(_openmmbg_forget_when_location_changes key location)
+  # A tree configured before this check has no recorded location: search again once.
+  if(NOT "${_OPENMMBG_${key}_LOCATION}" STREQUAL "${location}")
+    foreach(var IN LISTS ARGN)
+      unset(${var} CACHE)
+    endforeach()
+  endif()
+  set(_OPENMMBG_${key}_LOCATION "${location}" CACHE INTERNAL "where ${key} was last searched for")
+endfunction()
+
 # ---- OpenMM ----
 if(NOT OPENMM_DIR AND DEFINED ENV{OPENMM_DIR})
   set(OPENMM_DIR $ENV{OPENMM_DIR})
@@ -37,6 +51,8 @@ if(NOT OPENMM_DIR)
     get_filename_component(OPENMM_DIR "${_openmm_lib}" DIRECTORY)
   endif()
 endif()
+_openmmbg_forget_when_location_changes(OpenMM "${OPENMM_DIR}"
+  OPENMM_INCLUDE_DIR OPENMM_LIBRARY OPENMM_PLUGIN_DIR OPENMM_CUDA_PLUGIN_DIR)
 find_path(OPENMM_INCLUDE_DIR OpenMM.h HINTS ${OPENMM_DIR}/include PATH_SUFFIXES openmm NO_DEFAULT_PATH)
 find_path(OPENMM_INCLUDE_DIR OpenMM.h PATH_SUFFIXES openmm)
 # The architecture suffix finds a Debian-style prefix's library (OPENMM_DIR=/usr: /usr/lib/x86_64-linux-gnu).
@@ -80,6 +96,8 @@ else()
     get_filename_component(_torch_prefix "${_torch_cmake}/../.." ABSOLUTE)
   endif()
 endif()
+_openmmbg_forget_when_location_changes(LibTorch "${_torch_prefix}"
+  TORCH_INCLUDE_DIR ATEN_INCLUDE_DIR TORCH_CPU_LIBRARY C10_LIBRARY TORCH_CUDA_LIBRARY C10_CUDA_LIBRARY)
 find_path(TORCH_INCLUDE_DIR torch/torch.h HINTS ${_torch_prefix}/include/torch/csrc/api/include NO_DEFAULT_PATH)
 find_path(TORCH_INCLUDE_DIR torch/torch.h PATH_SUFFIXES torch/csrc/api/include)
 find_path(ATEN_INCLUDE_DIR ATen/ATen.h HINTS ${_torch_prefix}/include NO_DEFAULT_PATH)
