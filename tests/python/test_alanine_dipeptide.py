@@ -54,3 +54,22 @@ def test_ramachandran_kld_and_plot(tmp_path):
     assert aldp.ramachandran_kld((phi, psi), (phi_uniform, psi_uniform), model_weights=w) < 0.1
     aldp.plot_ramachandran([("data", phi, psi), ("model", phi2, psi2, np.ones_like(phi2))], tmp_path / "rama.png")
     assert (tmp_path / "rama.png").stat().st_size > 1000
+
+
+def test_basin_populations_partition_the_plane():
+    rng = np.random.default_rng(2)
+    phi, psi = rng.uniform(-np.pi, np.pi, 100000), rng.uniform(-np.pi, np.pi, 100000)
+    pops = aldp.basin_populations(phi, psi)
+    assert sum(pops.values()) == pytest.approx(1.0, abs=1e-12)
+    # Uniform on the torus: each basin's share is its area (radians) over (2 pi)^2, within 4 sigma.
+    areas = {"C5/C7eq/PII (phi < 0, extended)": np.pi * (2 * np.pi - 4.5),
+             "alpha_R (phi < 0, helical)": np.pi * 4.5, "C7ax/alpha_L (phi > 0)": np.pi * 2 * np.pi}
+    for name, area in areas.items():
+        expected = area / (2 * np.pi) ** 2
+        assert abs(pops[name] - expected) < 4 * np.sqrt(expected * (1 - expected) / len(phi)), name
+    # Weights: all weight on one point puts everything in its basin.
+    w = np.zeros_like(phi)
+    w[np.argmax(phi)] = 1.0
+    assert aldp.basin_populations(phi, psi, w)["C7ax/alpha_L (phi > 0)"] == 1.0
+    with pytest.raises(ValueError, match="positive weight"):
+        aldp.basin_populations(phi, psi, np.zeros_like(phi))

@@ -79,6 +79,27 @@ def chirality(x):
     return sign[0] if single else sign
 
 
+#: Conformational basins as (name, test on phi and psi in radians); they partition the plane.
+#: phi > 0 holds C7ax and alpha_L, rare at 300 K in implicit solvent; phi < 0 splits into the
+#: extended basins (C5, C7eq, PII: psi > 2 or psi < -2.5 rad, about > 115 or < -145 degrees) and the
+#: helical one (alpha_R: -2.5 < psi < 2 rad).
+BASINS = (
+    ("C5/C7eq/PII (phi < 0, extended)", lambda phi, psi: (phi <= 0) & ((psi > 2.0) | (psi < -2.5))),
+    ("alpha_R (phi < 0, helical)", lambda phi, psi: (phi <= 0) & (psi >= -2.5) & (psi <= 2.0)),
+    ("C7ax/alpha_L (phi > 0)", lambda phi, psi: phi > 0),
+)
+
+
+def basin_populations(phi, psi, weights=None):
+    """Fractions of (phi, psi) (radians) in each of BASINS, as a dict name -> fraction (sums to 1)."""
+    phi, psi = np.asarray(phi, dtype=np.float64), np.asarray(psi, dtype=np.float64)
+    weights = np.ones_like(phi) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = weights.sum()
+    if phi.size == 0 or not total > 0:
+        raise ValueError("basin_populations: no (phi, psi) points with positive weight")
+    return {name: float(weights[test(phi, psi)].sum() / total) for name, test in BASINS}
+
+
 def ramachandran_histogram(phi, psi, bins=64, weights=None):
     """Density histogram of (phi, psi) on [-pi, pi]^2 with `bins` x `bins` cells (integrates to 1)."""
     h, _, _ = np.histogram2d(np.asarray(phi), np.asarray(psi), bins=bins, range=[[-np.pi, np.pi], [-np.pi, np.pi]],
