@@ -1,6 +1,7 @@
 """The alanine dipeptide pipeline scripts run end to end on a tiny scale: REMD data generation
-(scripts/generate-aldp-data.sh, then resumed and extended) and the sampling comparison
-(scripts/aldp_sampling_comparison.py) with an untrained flow."""
+(scripts/generate-aldp-data.sh, then resumed and extended), and with an untrained flow the
+evaluation (scripts/evaluate-aldp.py), the sampling comparison (scripts/aldp_sampling_comparison.py)
+and the MD-with-proposals demo (examples/aldp_md_with_proposals.py)."""
 import json
 import os
 import subprocess
@@ -42,3 +43,25 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
     assert set(results["methods"]) == {"md", "md+proposals", "remd"}
     assert results["methods"]["md+proposals"]["runs"][0]["proposed"] > 0
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+    out = tmp_path / "evaluation"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate-aldp.py"), "--model", str(model),
+                        "--test", str(tmp_path / "aldp" / "train" / "trajectory_0.dcd"), "--num-samples", "50",
+                        "--output", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "evaluation.json").read_text())
+    assert metrics["num_test"] == 3 and metrics["num_samples"] == 50 and metrics["implicit_solvent"] == "OBC1"
+    assert metrics["nll"] == metrics["nll"] and 0 <= metrics["reverse_ess"] <= 1 and 0 < metrics["forward_ess"] <= 1
+    assert 0 <= metrics["l_form_fraction"] <= 1
+    assert (tmp_path / "evaluation.png").stat().st_size > 1000
+
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "aldp_md_with_proposals.py"), "--model",
+                        str(model), "--minutes", "0.05", "--platform", "Reference", "--output", str(out)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "acceptance rate" in r.stdout and "C7ax/alpha_L (phi > 0)" in r.stdout
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    assert summary["proposed"] > 0 and 0 <= summary["accepted"] <= summary["proposed"]
+    assert abs(sum(summary["basin_populations"].values()) - 1) < 1e-9
+    assert (tmp_path / "demo.png").stat().st_size > 1000
