@@ -90,6 +90,8 @@ commands:
               --updates-per-iteration N  gradient updates per AIS pass (default 8)
               --buffer-max-batches N   replay buffer capacity in batches (default 512)
               --buffer-min-batches N   pre-filled batches (default 64)
+              --init-model FILE        start from this trained .bgm (fine-tuning, e.g. FAB
+                                       after maximum likelihood); its configuration is kept
               --options JSON           any further option of docs/training.md (e.g.
                                        {"peak_learning_rate": 1e-4})
               --report-every N         iterations between progress/metrics lines (default 100)
@@ -457,6 +459,11 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
     if (systemXmlPath.empty() && (args.has("temperature") || args.has("platform")))
         throw UsageError("--temperature and --platform go with --openmm-system");
     const std::string output = args.require("output");
+    // --init-model: fine-tune a trained flow (e.g. FAB after maximum likelihood); its file holds the
+    // configuration, so --projection and --config would be ignored and are refused.
+    const std::string initModel = args.get("init-model");
+    if (!initModel.empty() && (args.has("projection") || args.has("config")))
+        throw UsageError("--init-model takes the flow's configuration from the model file: drop --projection and --config");
     json config = {{"projection", args.get("projection", "spherical")}};
     mergeConfigOption(args, config);
     EnergyTrainingOptions o;
@@ -532,9 +539,23 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
                                          " but an OpenMM System needs " + value.dump());
         config["temperature"] = temperatureOption;
     }
+    const std::string configSource = initModel.empty() ? "--config" : "--init-model " + initModel + ":";
+    AugmentedCouplingFlow flow{nullptr};
+    if (!initModel.empty()) {
+        flow = loadFlow(initModel);
+        json fromFile = json::parse(flow->config().toJson());
+        if (!builtin && fromFile.value("length_unit", "nm") != "nm")
+            throw std::runtime_error(configSource + " length_unit = " + fromFile["length_unit"].dump() +
+                                     " but an OpenMM System needs \"nm\"");
+        // The saved model states the temperature it describes: refuse to silently retrain it at another.
+        if (!builtin && fromFile["temperature"].get<double>() != temperatureOption)
+            throw std::runtime_error(configSource + " the model describes " + fromFile["temperature"].dump() +
+                                     " K but --temperature is " + json(temperatureOption).dump() + " K");
+        config = fromFile;
+    }
     for (auto [key, value] : {std::pair<const char*, int>{"num_particles", target->numParticles()}, {"dim", target->dim()}}) {
         if (config.contains(key) && config[key] != value)
-            throw std::runtime_error(std::string("--config ") + key + " = " + config[key].dump() + " but the target has " +
+            throw std::runtime_error(configSource + " " + key + " = " + config[key].dump() + " but the target has " +
                                      std::to_string(value));
         config[key] = value;
     }
@@ -542,7 +563,8 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
     const std::filesystem::path outPath(output);
     if (outPath.has_parent_path())
         std::filesystem::create_directories(outPath.parent_path());
-    AugmentedCouplingFlow flow(cfg);
+    if (initModel.empty())
+        flow = AugmentedCouplingFlow(cfg);
     std::FILE* metrics = nullptr;
     if (!metricsPath.empty()) {
         metrics = std::fopen(metricsPath.c_str(), "w");

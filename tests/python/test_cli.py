@@ -301,3 +301,21 @@ def test_energy_training_against_an_openmm_system(tmp_path, objective):
     assert flow.num_particles == n and flow.config["temperature"] == 300.0
     bad = run("train", "--objective", "fab", "--openmm-system", str(tmp_path / "system.xml"), "--output", str(out))
     assert bad.returncode == 2 and "--iterations" in bad.stderr
+
+    # --init-model fine-tunes the model just trained: same configuration, new parameters.
+    tuned = tmp_path / "tuned.bgm"
+    common = ["--openmm-system", str(tmp_path / "system.xml"), "--iterations", "2", "--batch-size", "8",
+              "--num-intermediate", "2", "--buffer-min-batches", "8", "--evaluate-every", "0",
+              "--options", json.dumps({"initial_step_size": 0.05})]
+    r = run("train", "--objective", objective, "--init-model", str(out), *common, "--output", str(tuned))
+    assert r.returncode == 0, r.stderr
+    after = openmmbg.Flow.load(tuned)
+    assert after.config == flow.config
+    x, a, _ = flow.sample(8, seed=1)
+    assert not np.allclose(after.log_prob(x, a), flow.log_prob(x, a))
+    bad = run("train", "--objective", objective, "--init-model", str(out), "--projection", "vector", *common,
+              "--output", str(tuned))
+    assert bad.returncode == 2 and "--init-model" in bad.stderr
+    bad = run("train", "--objective", objective, "--init-model", str(out), "--temperature", "350", *common,
+              "--output", str(tmp_path / "t350.bgm"))
+    assert bad.returncode != 0 and "describes 300" in bad.stderr
