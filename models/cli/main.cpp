@@ -3,6 +3,7 @@
 //   openmmbg info     --config JSON | --model FILE
 //   openmmbg train    --system dw4|lj13 --projection P --data-dir DIR --output FILE [options]
 //   openmmbg train    --objective fab|reverse-kl --system dw4|lj13|lj55 | --openmm-system FILE --output FILE [options]
+//   openmmbg export   --checkpoint FILE --output FILE
 //   openmmbg evaluate --model FILE --system dw4|lj13 --data-dir DIR [options]
 //   openmmbg remd     --system FILE --state FILE --temperatures LIST --exchanges N --output DIR [options]
 //
@@ -49,6 +50,9 @@ const char* USAGE = R"(usage: openmmbg <command> [options]
 commands:
   info      print a model's full configuration and parameter count as JSON
               --config JSON | --model FILE
+  export    write the flow a training checkpoint holds as a .bgm model (best validation NLL
+            so far, else the current parameters), e.g. to look at a run that is still going
+              --checkpoint FILE --output FILE
   train     train a flow by maximum likelihood on a built-in data set or your own data
               --system dw4|lj13        built-in data set (../shared/data/efm splits), or:
               --data FILE              .npy ([n, N, D] or [n, N*D], float32/64) or .dcd (OpenMM
@@ -322,6 +326,21 @@ torch::Tensor loadConfigurations(const std::string& path, const std::vector<int6
     if (!torch::isfinite(t).all().item<bool>())
         throw std::runtime_error("'" + path + "' holds non-finite coordinates");
     return t;
+}
+
+int commandExport(Args& args) {
+    const std::string checkpoint = args.require("checkpoint"), output = args.require("output");
+    args.checkAllUsed();
+    bool fromBest = false;
+    std::string progress;
+    AugmentedCouplingFlow flow = flowFromCheckpoint(checkpoint, &fromBest, &progress);
+    json meta = json::parse(progress);
+    meta["checkpoint"] = checkpoint;
+    meta["parameters"] = fromBest ? "best validation NLL" : "current";
+    saveFlow(flow, output, {{"training", meta.dump()}});
+    std::cerr << "openmmbg export: wrote " << output << " (" << meta["parameters"].get<std::string>()
+              << " parameters; run at " << progress << ")" << std::endl;
+    return 0;
 }
 
 int commandInfo(Args& args) {
@@ -797,6 +816,8 @@ int main(int argc, char** argv) {
         }
         if (command == "info")
             return commandInfo(args);
+        if (command == "export")
+            return commandExport(args);
         if (command == "train")
             return commandTrain(args);
         if (command == "evaluate")

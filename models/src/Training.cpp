@@ -186,6 +186,47 @@ TensorArchive readCheckpoint(const std::string& path, const std::string& signatu
     return a;
 }
 
+AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest, std::string* progress) {
+    TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
+    if (a.metadata["format"] != "openmmbg-checkpoint")
+        throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
+    if (a.metadata["format_version"] != "1")
+        throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
+                                 "' is not supported (this build reads version 1)");
+    nlohmann::json signature;
+    try {
+        signature = nlohmann::json::parse(a.metadata["signature"]);
+    } catch (const std::exception&) {
+        throw std::runtime_error("checkpoint '" + path + "': its run signature is not JSON");
+    }
+    if (!signature.contains("config"))
+        throw std::runtime_error("checkpoint '" + path + "': its run signature holds no flow configuration");
+    AugmentedCouplingFlow flow(FlowConfig::fromJson(signature["config"].dump()));
+    std::vector<torch::Tensor> params = flow->parameters();
+    const bool best = a.has("best/0");
+    torch::NoGradGuard noGrad;
+    for (size_t i = 0; i < params.size(); i++) {
+        torch::Tensor t = a.get((best ? "best/" : "param/") + std::to_string(i), path);
+        if (t.sizes() != params[i].sizes())
+            throw std::runtime_error("checkpoint '" + path + "': parameter " + std::to_string(i) +
+                                     " does not fit the flow of its configuration");
+        params[i].copy_(t.to(params[i].dtype()));
+    }
+    flow->eval();
+    if (fromBest)
+        *fromBest = best;
+    if (progress) {
+        nlohmann::json p = nlohmann::json::object();
+        for (const char* key : {"epoch", "iteration"})
+            if (a.metadata.count(key))
+                p[key] = std::stoi(a.metadata.at(key));
+        if (a.metadata.count("best_nll"))
+            p["best_validation_nll"] = nlohmann::json::parse(a.metadata.at("best_nll"));
+        *progress = p.dump();
+    }
+    return flow;
+}
+
 void storeOptimizerState(TensorArchive& a, const AdamOptimizer& optimizer, const GradientGuard& guard) {
     for (size_t i = 0; i < optimizer.params.size(); i++) {
         a.tensors.emplace_back("param/" + std::to_string(i), optimizer.params[i]);

@@ -1,7 +1,10 @@
 // Maximum-likelihood training: the warmup-cosine schedule, the gradient guard (skip, clip, never
 // skip while the window fills), per-sample masking, and a short run that must lower the NLL.
 #include "FlowTestUtils.h"
+#include "openmmbg/ModelFile.h"
 #include "openmmbg/Training.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -168,6 +171,43 @@ TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
     other.seed = 7;
     AugmentedCouplingFlow f(c);
     EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(FlowFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {
+    FlowConfig c = smallConfig(2, "spherical", 1, 3);
+    auto gen = generator(6);
+    torch::Tensor data = torch::randn({32, 3, 2}, gen, torch::kFloat64);
+    torch::Tensor valid = torch::randn({8, 3, 2}, gen, torch::kFloat64);
+    const std::string dir = (std::filesystem::temp_directory_path() / "openmmbg_flow_from_checkpoint").string();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    torch::Tensor x = torch::randn({5, 3, 2}, gen, torch::kFloat64);
+    torch::Tensor a = torch::randn({5, 3, 1, 2}, gen, torch::kFloat64);
+    // With validation, the trained flow ends with the best parameters: the checkpoint holds the same.
+    for (bool validate : {true, false}) {
+        MaximumLikelihoodOptions o = resumeOptions(dir + "/run" + std::to_string(validate) + ".checkpoint");
+        o.epochs = 3;
+        AugmentedCouplingFlow trained(c);
+        MaximumLikelihoodTrainer(trained, data, validate ? valid : torch::Tensor(), o).run();
+        bool fromBest = !validate;
+        std::string progress;
+        AugmentedCouplingFlow exported = flowFromCheckpoint(o.checkpointPath, &fromBest, &progress);
+        EXPECT_EQ(fromBest, validate);
+        EXPECT_EQ(exported->config().toJson(), c.toJson());
+        EXPECT_EQ(nlohmann::json::parse(progress)["epoch"], 3);
+        trained->eval();
+        EXPECT_TRUE(torch::equal(exported->logProb(x, a), trained->logProb(x, a))) << "validate " << validate;
+    }
+    // A file that is not a checkpoint is refused with its name in the message.
+    AugmentedCouplingFlow f(c);
+    saveFlow(f, dir + "/model.bgm");
+    try {
+        flowFromCheckpoint(dir + "/model.bgm");
+        FAIL() << "a model file was read as a checkpoint";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("model.bgm"), std::string::npos) << e.what();
+    }
     std::filesystem::remove_all(dir);
 }
 

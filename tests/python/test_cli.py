@@ -193,6 +193,17 @@ def test_training_resumes_exactly_after_sigkill(tmp_path):
     x, aug, _ = a.sample(16, seed=3)
     np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
 
+    # export: the finished run's checkpoint holds the model train wrote (best validation NLL).
+    exported = tmp_path / "exported.bgm"
+    r = run("export", "--checkpoint", str(checkpoint), "--output", str(exported))
+    assert r.returncode == 0, r.stderr
+    c = openmmbg.Flow.load(exported)
+    assert c.config == b.config
+    np.testing.assert_array_equal(c.log_prob(x, aug), b.log_prob(x, aug))
+    bad = run("export", "--checkpoint", str(killed), "--output", str(tmp_path / "x.bgm"))
+    assert bad.returncode == 1 and "not an openmmbg training checkpoint" in bad.stderr
+    assert run("export", "--output", str(exported)).returncode == 2
+
 
 def test_remd_writes_outputs_and_resumes(tmp_path):
     import openmm as mm

@@ -112,6 +112,15 @@ std::string tensorHash(const torch::Tensor& t);
 TensorArchive newCheckpoint(const std::string& signature);
 /** Read a checkpoint; throws std::runtime_error if it is not one, has another version or another signature. */
 TensorArchive readCheckpoint(const std::string& path, const std::string& signature);
+/**
+ * The flow a training checkpoint of either trainer (maximum likelihood or energy-based) holds: its
+ * configuration from the run signature, with the parameters of the best validation NLL so far where
+ * the run validated, else the current ones. For looking at a run that is still going or was stopped
+ * before its end; the checkpoint is only read. `fromBest` tells which parameters were taken, and
+ * `progress` (JSON: "epoch" or "iteration", "best_validation_nll") where the run stood.
+ */
+AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest = nullptr,
+                                         std::string* progress = nullptr);
 /** Store the parameters, Adam moments and step count, and the gradient guard's norms in a checkpoint. */
 void storeOptimizerState(TensorArchive& archive, const AdamOptimizer& optimizer, const GradientGuard& guard);
 /** Restore what storeOptimizerState stored (into the optimizer's parameter tensors, in place). */
