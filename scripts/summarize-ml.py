@@ -57,6 +57,14 @@ def fmt(values, digits=2):
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values) / math.sqrt(len(values)):.{digits}f}"
 
 
+def fmt_percent(values):
+    """Mean percentage; values under 0.1 % in scientific notation, so they do not print as 0.0 %."""
+    if not values:
+        return "-"
+    m = statistics.mean(values)
+    return f"{m:.1f} %" if m >= 0.1 or m == 0 else f"{m:.1e} %"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("system")
@@ -79,9 +87,10 @@ def main():
         total = sorted({r["metrics"][-1].get("total_epochs", 0) for r in evaluated if r["metrics"]})
         reduced = any(t < paper_epochs(args.system, projection) for t in total)
         label = LABEL[projection] + (" (reduced)" if reduced else "")
-        print(f"| {label} | {fmt(nll)} | {fmt(sem, 3)} | {fmt(rev, 1)} % | {fmt(fwd, 1)} % | "
+        minutes = f"{statistics.mean(secs) / 60:.0f} min" if secs else "-"
+        print(f"| {label} | {fmt(nll)} | {fmt(sem, 3)} | {fmt_percent(rev)} | {fmt_percent(fwd)} | "
               f"{len(evaluated)} | {', '.join(map(str, epochs)) or '-'} | "
-              f"{(statistics.mean(secs) / 60 if secs else float('nan')):.0f} min | {PAPER.get(args.system, {}).get(projection, '-')} |")
+              f"{minutes} | {PAPER.get(args.system, {}).get(projection, '-')} |")
     if args.figure:
         import matplotlib
 
