@@ -21,8 +21,28 @@ StableMLPImpl::StableMLPImpl(int inFeatures, const std::vector<int>& units, int 
         finalLayer = register_module("final", nn::Linear(units.back(), outFeatures));
 }
 
-torch::Tensor StableMLPImpl::forward(torch::Tensor h) {
-    h = torch::silu(input->forward(h));
+torch::Tensor StableMLPImpl::forward(torch::Tensor h) { return fromInputLayer(input->forward(h)); }
+
+torch::Tensor StableMLPImpl::forwardPairwise(const std::vector<std::pair<PairPart, torch::Tensor>>& parts) {
+    torch::Tensor pre;
+    int64_t column = 0;
+    for (const auto& [where, x] : parts) {
+        const int64_t width = x.size(-1);
+        torch::Tensor term = torch::matmul(x, input->weight.narrow(1, column, width).t());
+        column += width;
+        if (where == PairPart::Row)
+            term = term.unsqueeze(2);  // [B, N, 1, U]: the same for every j
+        else if (where == PairPart::Column)
+            term = term.unsqueeze(1);  // [B, 1, N, U]: the same for every i
+        pre = pre.defined() ? pre + term : term;
+    }
+    TORCH_CHECK(column == input->weight.size(1), "StableMLP::forwardPairwise: the parts have ", column,
+                " features, the input layer takes ", input->weight.size(1));
+    return fromInputLayer(pre + input->bias);
+}
+
+torch::Tensor StableMLPImpl::fromInputLayer(torch::Tensor h) {
+    h = torch::silu(h);
     for (size_t i = 0; i < linears->size(); i++) {
         torch::Tensor normed = norms[i]->as<nn::LayerNorm>()->forward(h);
         h = torch::silu(linears[i]->as<nn::Linear>()->forward(normed)) + h;
@@ -120,15 +140,17 @@ ConditionerOutput EGNNImpl::forward(const torch::Tensor& positions) {
     for (int blk = 0; blk < options.numBlocks; blk++) {
         torch::Tensor xij = X.unsqueeze(2) - X.unsqueeze(1);  // [B, N, N, C, D]: x_i - x_j
         torch::Tensor sqij = (xij * xij).sum(-1);             // [B, N, N, C]
-        std::vector<torch::Tensor> edgeIn = {h.unsqueeze(2).expand({B, N, N, h.size(-1)}),
-                                             h.unsqueeze(1).expand({B, N, N, h.size(-1)}), sqij};
+        // Edge input cat(h_i, h_j, |x_i - x_j|^2 per channel, channel-pair distances of i and of j),
+        // with the node parts through the input layer once per node rather than once per edge.
+        using Part = StableMLPImpl::PairPart;
+        std::vector<std::pair<Part, torch::Tensor>> edgeIn = {{Part::Row, h}, {Part::Column, h}, {Part::Edge, sqij}};
         if (C > 1) {
             torch::Tensor diff = X.index_select(2, upperA) - X.index_select(2, upperB);  // [B, N, P, D]
             torch::Tensor cross = (diff * diff).sum(-1);                                  // [B, N, P]
-            edgeIn.push_back(cross.unsqueeze(2).expand({B, N, N, cross.size(-1)}));
-            edgeIn.push_back(cross.unsqueeze(1).expand({B, N, N, cross.size(-1)}));
+            edgeIn.push_back({Part::Row, cross});
+            edgeIn.push_back({Part::Column, cross});
         }
-        torch::Tensor m = edgeMLPs[blk]->as<StableMLP>()->forward(torch::cat(edgeIn, -1));  // [B, N, N, M]
+        torch::Tensor m = edgeMLPs[blk]->as<StableMLP>()->forwardPairwise(edgeIn);  // [B, N, N, M]
 
         // Position update per channel; the diagonal has x_ii = 0 and is kept out of the norm's sqrt.
         torch::Tensor phiX = positionMLPs[blk]->as<StableMLP>()->forward(m) * offDiagonal;  // [B, N, N, C]

@@ -165,3 +165,23 @@ TEST(Flow, AtomTypesChangeTheDensity) {
     EXPECT_LT((withTypes->logProb(x.index_select(1, sameType), a.index_select(1, sameType)) - withTypes->logProb(x, a))
                   .abs().max().item<double>(), 1e-8);
 }
+
+TEST(Networks, PairwiseForwardEqualsForwardOfTheConcatenation) {
+    torch::manual_seed(3);
+    const int64_t B = 2, N = 5, F = 6, E = 2, P = 3;
+    StableMLP mlp(int(2 * F + E + 2 * P), std::vector<int>{16, 16}, 4);
+    mlp->to(torch::kFloat64);
+    auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+    torch::Tensor h = torch::randn({B, N, F}, opts), edge = torch::randn({B, N, N, E}, opts);
+    torch::Tensor cross = torch::randn({B, N, P}, opts);
+    auto rows = [&](const torch::Tensor& t) { return t.unsqueeze(2).expand({B, N, N, t.size(-1)}); };
+    auto cols = [&](const torch::Tensor& t) { return t.unsqueeze(1).expand({B, N, N, t.size(-1)}); };
+    torch::Tensor expected = mlp->forward(torch::cat({rows(h), cols(h), edge, rows(cross), cols(cross)}, -1));
+    using Part = StableMLPImpl::PairPart;
+    torch::Tensor got = mlp->forwardPairwise(
+        {{Part::Row, h}, {Part::Column, h}, {Part::Edge, edge}, {Part::Row, cross}, {Part::Column, cross}});
+    ASSERT_EQ(got.sizes(), expected.sizes());
+    EXPECT_LT((got - expected).abs().max().item<double>(), 1e-12);
+    // Parts that do not add up to the input layer's width are refused.
+    EXPECT_THROW(mlp->forwardPairwise({{Part::Row, h}, {Part::Column, h}}), c10::Error);
+}

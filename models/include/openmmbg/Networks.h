@@ -19,10 +19,23 @@ class StableMLPImpl : public torch::nn::Module {
 public:
     StableMLPImpl(int inFeatures, const std::vector<int>& units, int outFeatures = 0);
     torch::Tensor forward(torch::Tensor h);
+
+    /** Where a part of a pairwise input lives: on the row node i, the column node j, or the pair (i, j). */
+    enum class PairPart { Row, Column, Edge };
+    /**
+     * forward() of the concatenation, along the last axis and in the given order, of the parts for
+     * every pair (i, j), without building it: the input layer is split by columns,
+     * W [u_i, v_j, e_ij] = W_u u_i + W_v v_j + W_e e_ij, so node parts cost O(N), not O(N^2).
+     * Row/Column parts are [B, N, F], Edge parts [B, N, N, F]; returns [B, N, N, out], equal to
+     * forward(cat(...)) up to rounding.
+     */
+    torch::Tensor forwardPairwise(const std::vector<std::pair<PairPart, torch::Tensor>>& parts);
+
     /** The final linear layer (null when outFeatures == 0). */
     torch::nn::Linear finalLayer{nullptr};
 
 private:
+    torch::Tensor fromInputLayer(torch::Tensor preActivation);
     torch::nn::Linear input{nullptr};
     torch::nn::ModuleList norms, linears;
 };
