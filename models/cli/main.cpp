@@ -600,13 +600,26 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
     if (objective == "fab" && !resuming)
         std::cerr << "openmmbg train: filling the replay buffer (" << o.bufferMinBatches << " AIS batches)" << std::endl;
     EnergyTrainer trainer(flow, target, o, targetId);
-    auto reports = trainer.run([&](const EnergyTrainingReport& r) {
-        std::cerr << formatEnergyTrainingReport(r) << std::endl;
-        if (metrics) {
-            std::fprintf(metrics, "%s\n", energyTrainingReportToJson(r).c_str());
-            std::fflush(metrics);
-        }
-    });
+    const auto fillStart = std::chrono::steady_clock::now();
+    int lastFillDecile = 0;
+    auto reports = trainer.run(
+        [&](const EnergyTrainingReport& r) {
+            std::cerr << formatEnergyTrainingReport(r) << std::endl;
+            if (metrics) {
+                std::fprintf(metrics, "%s\n", energyTrainingReportToJson(r).c_str());
+                std::fflush(metrics);
+            }
+        },
+        [&](int filled, int total) {  // a line per 10% of the pre-fill
+            const int decile = 10 * filled / std::max(1, total);
+            if (decile == lastFillDecile && filled < total)
+                return;
+            lastFillDecile = decile;
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fillStart).count();
+            std::cerr << "openmmbg train: replay buffer " << progressBar(double(filled) / total) << " " << filled << "/"
+                      << total << " AIS batches, " << formatDuration(seconds) << " elapsed, ETA "
+                      << formatDuration(seconds / filled * std::max(0, total - filled)) << std::endl;
+        });
     if (metrics)
         std::fclose(metrics);
     const int done = reports.empty() ? 0 : reports.back().iteration;

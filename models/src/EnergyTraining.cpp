@@ -201,7 +201,8 @@ double EnergyTrainer::reverseKlStep(torch::Generator& generator) {
         options.batchSize, options.minLogQ);
 }
 
-std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(const EnergyTrainingReport&)>& onReport) {
+std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(const EnergyTrainingReport&)>& onReport,
+                                                     const std::function<void(int, int)>& onBufferFill) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
     const EnergyTrainingOptions& o = options;
@@ -299,9 +300,11 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
     flow->train();
     if (fab && firstIteration == 1 && buffer.size() == 0) {
         // Pre-fill the buffer with AIS samples of the initial flow (adapting the step sizes as it goes).
-        while (buffer.size() < int64_t(o.bufferMinBatches) * o.batchSize) {
+        for (int filled = 1; buffer.size() < int64_t(o.bufferMinBatches) * o.batchSize; filled++) {
             AisResult r = aisPass(o.batchSize, gen, ais, true);
             buffer.add(r.x, r.a, r.logWeights, r.logQ);
+            if (onBufferFill)
+                onBufferFill(filled, o.bufferMinBatches);
         }
     }
 

@@ -305,6 +305,8 @@ def test_energy_training_against_an_openmm_system(tmp_path, objective):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [1, 2, 3]
+    if objective == "fab":  # progress of the replay-buffer pre-fill, ending at the full count
+        assert "replay buffer" in r.stderr and " 8/8 AIS batches" in r.stderr
     assert 0 < lines[-1]["reverse_ess"] <= 1
     import openmmbg
 

@@ -117,9 +117,11 @@ public:
                   std::string targetId = "");
     /**
      * Train; calls onReport at every report (and once for each report restored from a checkpoint,
-     * with resumed = true). The flow keeps the final parameters.
+     * with resumed = true), and onBufferFill(filled, total) after each AIS batch of FAB's replay-buffer
+     * pre-fill (before the first iteration; it can take minutes). The flow keeps the final parameters.
      */
-    std::vector<EnergyTrainingReport> run(const std::function<void(const EnergyTrainingReport&)>& onReport = {});
+    std::vector<EnergyTrainingReport> run(const std::function<void(const EnergyTrainingReport&)>& onReport = {},
+                                          const std::function<void(int, int)>& onBufferFill = {});
     /**
      * The FAB loss of one buffer batch with gradients (zeroed first): per-sample
      * -min(exp((1-alpha)(sg(log q) - logQOld)), w_max) log q + w_aux aux, masked. Returns
