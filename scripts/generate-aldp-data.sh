@@ -47,7 +47,8 @@ run() {
     OMP_NUM_THREADS=1 OPENMM_CPU_THREADS=1 "$CLI" remd --system "$OUT/system.xml" --state "$OUT/state.xml" \
         --tmin 300 --tmax 600 --num-replicas 6 --timestep 0.001 --friction 1 --steps-per-exchange 500 \
         --checkpoint-every 20 --platform "$PLATFORM" --seed "$seed" --exchanges "$exchanges" \
-        --output "$OUT/$name" >"$OUT/$name.statistics.json"
+        --output "$OUT/$name" >"$OUT/$name.statistics.json.tmp"
+    mv "$OUT/$name.statistics.json.tmp" "$OUT/$name.statistics.json"  # a killed run leaves the last complete copy
 }
 run test 2 "$TEST_EXCHANGES"
 run train 1 "$TRAIN_EXCHANGES"
