@@ -2,14 +2,14 @@
 (without proposals) estimate the phi > 0 population (the C7ax / alpha_L basins), on one core each?
 
     OMP_NUM_THREADS=1 scripts/python scripts/aldp_sampling_comparison.py --model models/pretrained/aldp-spherical.bgm \
-        --reference ~/.local/share/openmmbg/aldp/train --wall-time 600 --repeats 3 --output docs/figures/aldp-sampling
+        --reference ~/.local/share/openmmbg/aldp/train ~/.local/share/openmmbg/aldp/test --wall-time 600 --repeats 3 --output docs/figures/aldp-sampling
 
 For every method and repeat (independent seeds) the script runs for --wall-time seconds of wall
 time on one core (OpenMM CPU platform with one thread, LibTorch with one thread), starting from the
 prmtop's structure, and records the running estimate p(t) of P(phi > 0) at 300 K. The reference
-p_ref and its standard error come from a long replica-exchange run (--reference: an `openmmbg remd`
-folder whose trajectory_0.dcd holds 300 K frames; batch means over 20 batches after dropping the
-first 10%). Output: <output>.json (the curves, p_ref, acceptance, the settings) and <output>.png
+p_ref and its standard error come from long replica-exchange runs (--reference: `openmmbg remd`
+folders whose trajectory_0.dcd holds 300 K frames, pooled after dropping the first 10% of each; standard error from
+about 40 batch means of equal length). Output: <output>.json (the curves, p_ref, acceptance, the settings) and <output>.png
 (root-mean-square error |p(t) - p_ref| over repeats against wall time, log-log). The speed-up of a
 method over plain MD is the ratio of their mean squared errors at the final wall time (for
 estimators whose variance falls as 1/t this is the ratio of the times needed for equal error); it is
@@ -39,13 +39,19 @@ from openmmbg import alanine_dipeptide as aldp
 TEMPERATURE = 300.0
 
 
-def reference_population(folder):
-    frames = openmmbg.read_dcd(os.path.join(folder, "trajectory_0.dcd"))
-    phi, _ = aldp.phi_psi(frames[len(frames) // 10:])
-    indicator = (phi > 0).astype(float)
-    batches = np.array_split(indicator, 20)
-    means = np.array([b.mean() for b in batches])
-    return float(indicator.mean()), float(means.std(ddof=1) / np.sqrt(len(means))), len(indicator)
+def reference_population(folders, num_batches=40):
+    """P(phi > 0) pooled over independent replica-exchange runs (first 10% of each dropped), and
+    its standard error from batch means: batches of one common length, about num_batches in all,
+    cut within each run (a run's remainder shorter than a batch counts in the mean only)."""
+    indicators = []
+    for folder in folders:
+        frames = openmmbg.read_dcd(os.path.join(folder, "trajectory_0.dcd"))
+        phi, _ = aldp.phi_psi(frames[len(frames) // 10:])
+        indicators.append((phi > 0).astype(float))
+    pooled = np.concatenate(indicators)
+    length = max(1, len(pooled) // num_batches)
+    means = np.array([x[k : k + length].mean() for x in indicators for k in range(0, len(x) - length + 1, length)])
+    return float(pooled.mean()), float(means.std(ddof=1) / np.sqrt(len(means))), len(pooled)
 
 
 def run_md(system, positions, wall_time, seed, sample_every, move=None):
@@ -93,7 +99,8 @@ def error_curve(times, positive, grid, p_ref):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--reference", required=True, help="openmmbg remd folder with 300 K frames (trajectory_0.dcd)")
+    p.add_argument("--reference", required=True, nargs="+",
+                   help="openmmbg remd folder(s) with 300 K frames (trajectory_0.dcd); several are pooled")
     p.add_argument("--wall-time", type=float, default=600.0, help="seconds per method and repeat")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--frequency", type=int, default=50, help="MD steps between proposal attempts")
