@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The main job: sets up, builds, then evaluates the shipped DW4 Spherical-proj E-ACF
-# (models/pretrained/dw4-spherical.bgm; if absent, trains a small one for ~2 minutes) and prints
-# its test NLL and reverse/forward ESS. Outputs go to runs/main/.
-# Environment: as scripts/build.sh; OPENMMBG_DATA_DIR (default ../shared/data).
+# The main job: sets up, builds, then
+#  1. alanine dipeptide at 300 K: loads the shipped Spherical-proj E-ACF
+#     (models/pretrained/aldp-spherical.bgm), runs OPENMMBG_DEMO_MINUTES (default 3) minutes of
+#     Langevin MD with a flow proposal every 50 steps, prints the acceptance rate and the backbone
+#     basin populations, and writes the Ramachandran plot (runs/main/aldp-md-with-proposals.png);
+#  2. DW4: evaluates the shipped models/pretrained/dw4-spherical.bgm (if absent, trains a small one
+#     for ~2 minutes) and prints its test NLL and reverse/forward ESS.
+# Outputs go to runs/main/.
+# Environment: as scripts/build.sh; OPENMMBG_DATA_DIR (default ../shared/data), OPENMMBG_DEMO_MINUTES.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 log() { printf '[openmmbg] %s\n' "$*"; }
@@ -20,6 +25,13 @@ bash "$ROOT/scripts/build.sh"
 cd "$ROOT"
 export OPENMMBG_PLUGIN_DIR="$BUILD/plugins"
 mkdir -p runs/main
+
+ALDP_MODEL="$ROOT/models/pretrained/aldp-spherical.bgm"
+[[ -f "$ALDP_MODEL" ]] || die "$ALDP_MODEL is missing from this checkout"
+log "alanine dipeptide: ${OPENMMBG_DEMO_MINUTES:-3} min of MD at 300 K with flow proposals ($ALDP_MODEL)"
+OMP_NUM_THREADS=1 "$ROOT/scripts/python" "$ROOT/examples/aldp_md_with_proposals.py" --model "$ALDP_MODEL" \
+  --minutes "${OPENMMBG_DEMO_MINUTES:-3}" --output runs/main/aldp-md-with-proposals
+
 MODEL="$ROOT/models/pretrained/dw4-spherical.bgm"
 if [[ -f "$MODEL" ]]; then
   log "using the shipped model $MODEL"
