@@ -48,5 +48,5 @@ log "evaluating $MODEL on 2000 DW4 test points (NLL with K = 20; ESS on 2000 flo
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"[openmmbg] DW4 test NLL {r['nll']:.3f} +- {r['nll_sem']:.3f} (floor estimate {r['nll_floor']:.3f}); "
-      f"reverse ESS {100 * r['reverse_ess']:.1f} %, forward ESS {100 * r['forward_ess']:.1f} %")
+      f"reverse ESS {100 * r['reverse_ess']:.2g} %, forward ESS {100 * r['forward_ess']:.2g} % (unclipped)")
 PY
