@@ -8,7 +8,8 @@
 # (22 atom types), 8 coupling blocks (the paper: 20), EGNN MLPs [64, 64] (the paper: [128, 128]),
 # float32 (the paper: float64), augmented sigma 0.5, aux-loss weight 1, batch 20. About 3.7 M
 # parameters, a 15 MB model file. Validation: the last 10% of the training frames (the "test" run
-# stays held out for evaluation). Checkpoints after every epoch; re-running resumes.
+# stays held out for evaluation). Checkpoints after every epoch; re-running resumes. The frames are
+# frozen into RUN/train-data.npy at the first start; remove the run folder to train on more data.
 # Environment: OPENMMBG_ALDP_DATA (default ~/.local/share/openmmbg/aldp), OPENMMBG_RUNS_DIR.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -20,10 +21,24 @@ CLI=${OPENMMBG_CLI:-$ROOT/${OPENMMBG_BUILD_DIR:-build}/openmmbg}
 [ -x "$CLI" ] || { echo "[openmmbg] error: $CLI not built (run bash scripts/build.sh)" >&2; exit 1; }
 [ -f "$DATA/train/trajectory_0.dcd" ] || { echo "[openmmbg] error: no training data in $DATA/train (run scripts/generate-aldp-data.sh)" >&2; exit 1; }
 mkdir -p "$RUN"
+# The run's data are frozen at its first start (RUN/train-data.npy, the 300 K frames then present):
+# the replica-exchange run keeps growing, and a growing file would change the validation split (its
+# last 10%) and so refuse the checkpoint.
+if [ ! -f "$RUN/train-data.npy" ]; then
+    "$ROOT/scripts/python" - "$DATA/train/trajectory_0.dcd" "$RUN/train-data.npy" <<'PY'
+import os, sys
+import numpy as np
+import openmmbg
+frames = openmmbg.read_dcd(sys.argv[1]).astype(np.float32)
+np.save(sys.argv[2] + ".tmp.npy", frames)
+os.replace(sys.argv[2] + ".tmp.npy", sys.argv[2])
+print(f"[openmmbg] training data frozen: {len(frames)} frames -> {sys.argv[2]}")
+PY
+fi
 CONFIG='{"projection": "spherical", "num_layers": 8, "egnn_mlp_units": [64, 64], "dtype": "float32",
  "aug_scale": 0.5, "aux_loss_weight": 1.0, "temperature": 300.0,
  "atom_types": [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21]}'
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$CLI" train --data "$DATA/train/trajectory_0.dcd" --config "$CONFIG" \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$CLI" train --data "$RUN/train-data.npy" --config "$CONFIG" \
     --epochs "$EPOCHS" --batch-size 20 --num-train "$NUM_TRAIN" --validate-every 1 --num-validation 500 \
     --seed 0 --output "$RUN/model.bgm" --metrics "$RUN/metrics.jsonl" 2>&1 | tee -a "$RUN/train.log"
 echo "[openmmbg] model: $RUN/model.bgm"
