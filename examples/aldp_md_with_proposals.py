@@ -31,14 +31,6 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 DEFAULT_MODEL = os.path.join(ROOT, "models", "pretrained", "aldp-spherical.bgm")
 
 
-def model_metadata(model):
-    path = os.path.splitext(model)[0] + ".json"
-    if os.path.isfile(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
-
-
 def wilson_interval(k, n, z=1.96):
     """95% interval of a binomial rate k/n (Wilson score)."""
     if n == 0:
@@ -67,7 +59,7 @@ def main():
         print(f"aldp_md_with_proposals: no model at {args.model} (train one with scripts/train-aldp.sh)", file=sys.stderr)
         return 1
 
-    meta = model_metadata(args.model)
+    meta = aldp.model_metadata(args.model)
     solvent = meta.get("implicit_solvent", "OBC1")
     system, topology, positions = aldp.create_system(solvent)
     temperature = args.temperature * unit.kelvin

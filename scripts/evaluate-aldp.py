@@ -61,14 +61,6 @@ def forward_ess(log_w):
     return float(1.0 / (np.mean(np.exp(log_w)) * np.mean(np.exp(-log_w))))
 
 
-def model_metadata(model):
-    path = os.path.splitext(model)[0] + ".json"
-    if os.path.isfile(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a 22-atom .bgm model (lengths in nm)")
@@ -83,7 +75,7 @@ def main():
     p.add_argument("--output", required=True, help="path prefix for .json and .png")
     args = p.parse_args()
 
-    meta = model_metadata(args.model)
+    meta = aldp.model_metadata(args.model)
     flow = openmmbg.Flow.load(args.model)
     if flow.num_particles != aldp.NUM_ATOMS or flow.dim != 3:
         sys.exit(f"evaluate-aldp: {args.model} describes {flow.num_particles} particles in {flow.dim}-D, not 22 in 3-D")

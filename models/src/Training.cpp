@@ -173,13 +173,23 @@ TensorArchive newCheckpoint(const std::string& signature) {
     return a;
 }
 
-TensorArchive readCheckpoint(const std::string& path, const std::string& signature) {
+namespace {
+
+// Any training checkpoint of this format version, whatever run wrote it.
+TensorArchive readAnyCheckpoint(const std::string& path) {
     TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
     if (a.metadata["format"] != "openmmbg-checkpoint")
         throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
     if (a.metadata["format_version"] != "1")
         throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
                                  "' is not supported (this build reads version 1)");
+    return a;
+}
+
+}  // namespace
+
+TensorArchive readCheckpoint(const std::string& path, const std::string& signature) {
+    TensorArchive a = readAnyCheckpoint(path);
     if (a.metadata["signature"] != signature)
         throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
                                  "options or data; remove it or choose another checkpoint path");
@@ -187,12 +197,7 @@ TensorArchive readCheckpoint(const std::string& path, const std::string& signatu
 }
 
 AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest, std::string* progress) {
-    TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
-    if (a.metadata["format"] != "openmmbg-checkpoint")
-        throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
-    if (a.metadata["format_version"] != "1")
-        throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
-                                 "' is not supported (this build reads version 1)");
+    TensorArchive a = readAnyCheckpoint(path);
     nlohmann::json signature;
     try {
         signature = nlohmann::json::parse(a.metadata["signature"]);

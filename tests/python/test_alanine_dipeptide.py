@@ -73,3 +73,11 @@ def test_basin_populations_partition_the_plane():
     assert aldp.basin_populations(phi, psi, w)["C7ax/alpha_L (phi > 0)"] == 1.0
     with pytest.raises(ValueError, match="positive weight"):
         aldp.basin_populations(phi, psi, np.zeros_like(phi))
+
+
+def test_model_metadata_reads_the_json_beside_a_model(tmp_path):
+    model = tmp_path / "m.bgm"
+    model.write_bytes(b"")
+    assert aldp.model_metadata(model) == {}
+    (tmp_path / "m.json").write_text('{"implicit_solvent": "OBC2", "temperature": 310.0}')
+    assert aldp.model_metadata(str(model)) == {"implicit_solvent": "OBC2", "temperature": 310.0}

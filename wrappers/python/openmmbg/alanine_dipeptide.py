@@ -33,6 +33,18 @@ def data_directory(data_dir=None):
     raise FileNotFoundError("no alanine dipeptide data: pass data_dir or set OPENMMBG_DATA_DIR")
 
 
+def model_metadata(model):
+    """The JSON written beside a model (``aldp-spherical.bgm`` -> ``aldp-spherical.json``: its
+    ``implicit_solvent``, ``temperature``, metrics and commands) as a dict; {} when there is none."""
+    import json
+
+    path = os.path.splitext(str(model))[0] + ".json"
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def create_system(implicit_solvent="OBC1", data_dir=None):
     """(system, topology, positions) for the given implicit solvent ("OBC1" as in the paper, or "OBC2")."""
     import openmm.app as app
