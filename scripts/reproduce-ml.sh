@@ -8,7 +8,8 @@
 #
 # Every run is resumable: it checkpoints after each epoch and a second call continues where the
 # first stopped (also in a later session, as long as the runs folder survives), so the script can
-# be re-run until everything is done. Runs that finished are evaluated once (NLL with K = 20 on the
+# be re-run until everything is done. Several invocations may run side by side: each run is
+# locked by the process training it. Runs that finished are evaluated once (NLL with K = 20 on the
 # test split, reverse ESS on 10,000 flow samples, forward ESS on the test split).
 #
 # Environment: OPENMMBG_RUNS_DIR (default ~/.local/share/openmmbg/runs: outside the clone, so
@@ -31,6 +32,13 @@ run_one() {
     local projection=$1 seed=$2
     local dir="$RUNS/ml/$SYSTEM-$projection-s$seed"
     mkdir -p "$dir"
+    # One process per run: a second invocation (e.g. another seed list started beside this one)
+    # skips a run that is being trained instead of resuming the same checkpoint twice.
+    exec {lock}>"$dir/lock"
+    if ! flock -n "$lock"; then
+        echo "[openmmbg] $SYSTEM $projection seed $seed: another process is running it, skipped"
+        return 0
+    fi
     local epochs_args=()
     [ -n "${EPOCHS:-}" ] && epochs_args=(--epochs "$EPOCHS")
     local test_args=()
@@ -64,4 +72,4 @@ for seed in $SEEDS; do
     done
 done
 wait || true
-echo "[openmmbg] all requested runs are done; summarise with: scripts/python scripts/summarize-ml.py $SYSTEM"
+echo "[openmmbg] finished (runs reported as skipped are still running elsewhere); summarise with: scripts/python scripts/summarize-ml.py $SYSTEM"

@@ -12,6 +12,7 @@
 #include "openmm/CustomExternalForce.h"
 #include "openmm/HarmonicBondForce.h"
 #include "openmm/LangevinMiddleIntegrator.h"
+#include "openmm/NonbondedForce.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
 #include "openmm/State.h"
@@ -271,6 +272,72 @@ TEST(BoltzmannGeneratorProposal, RejectedProposalsLeaveTheStateBitIdentical) {
             EXPECT_EQ(sa.getForces()[i][d], sb.getForces()[i][d]);
         }
     EXPECT_EQ(sa.getPotentialEnergy(), sb.getPotentialEnergy());
+    delete a;
+    delete b;
+}
+
+TEST(BoltzmannGeneratorProposal, RejectedProposalsAmongReorderedAtomsLeaveTheTrajectoryUnchanged) {
+    // The modelled chain (the last four particles, in reverse model order) sits among 48
+    // Lennard-Jones particles with a cutoff, so the GPU platforms reorder atoms (CUDA and OpenCL
+    // every 250 steps when a cutoff is used): a platform that reads and writes its own arrays must
+    // find the chain through its atom order. All proposals are rejected (stiff bonds), so the
+    // trajectory must match the one without the Force; the tolerance allows for rounding where a
+    // platform's position round trip is not exact (single precision).
+    auto build = [&](bool withMove) {
+        System* system = new System();
+        NonbondedForce* lj = new NonbondedForce();
+        lj->setNonbondedMethod(NonbondedForce::CutoffNonPeriodic);
+        lj->setCutoffDistance(0.6);
+        for (int i = 0; i < 52; i++) {
+            system->addParticle(12.0);
+            lj->addParticle(0.0, 0.25, 0.1);
+        }
+        HarmonicBondForce* bonds = new HarmonicBondForce();
+        std::vector<std::pair<int, int>> bonded;
+        for (int i = 48; i < 51; i++) {
+            bonds->addBond(i, i + 1, 0.15, 1e6);
+            bonded.emplace_back(i, i + 1);
+        }
+        lj->createExceptionsFromBonds(bonded, 0.0, 0.0);
+        system->addForce(lj);
+        system->addForce(bonds);
+        if (withMove) {
+            auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+            move->setParticles({51, 50, 49, 48});
+            move->setFrequency(1);
+            move->setNumProposals(2);
+            system->addForce(move);
+        }
+        return system;
+    };
+    std::vector<Vec3> start;
+    for (int i = 0; i < 4; i++)  // x planes 0.22 ... 1.54: the chain (x 1.9 ... 2.2) stays clear
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 3; k++)
+                start.push_back(Vec3(0.22 + 0.44 * i, 0.22 + 0.55 * j, 0.3 + 0.7 * k));
+    for (Vec3 chain : {Vec3(1.9, 1.0, 1.0), Vec3(2.05, 1.0, 1.0), Vec3(2.05, 1.15, 1.0), Vec3(2.2, 1.15, 1.05)})
+        start.push_back(chain);
+    System* a = build(true);
+    System* b = build(false);
+    VerletIntegrator ia(0.0005), ib(0.0005);
+    Context ca(*a, ia, testPlatform(), testProperties()), cb(*b, ib, testPlatform(), testProperties());
+    for (Context* c : {&ca, &cb}) {
+        c->setPositions(start);
+        c->setVelocitiesToTemperature(100.0, 7);
+    }
+    ia.step(300);
+    ib.step(300);
+    auto* move = dynamic_cast<BoltzmannGeneratorProposal*>(&a->getForce(2));
+    EXPECT_EQ(move->getNumProposed(ca), 600);
+    EXPECT_EQ(move->getNumAccepted(ca), 0);
+    State sa = ca.getState(State::Positions | State::Velocities);
+    State sb = cb.getState(State::Positions | State::Velocities);
+    for (int i = 0; i < 52; i++)
+        for (int d = 0; d < 3; d++) {
+            EXPECT_NEAR(sa.getPositions()[i][d], sb.getPositions()[i][d], 1e-4) << "particle " << i;
+            EXPECT_NEAR(sa.getVelocities()[i][d], sb.getVelocities()[i][d], 1e-2) << "particle " << i;
+        }
+    EXPECT_NEAR(sa.getPositions()[48][0], 1.9, 0.1);  // the chain moved less than 0.1 nm
     delete a;
     delete b;
 }

@@ -1,15 +1,22 @@
 #pragma once
 /**
- * The flow-proposal kernel shared by every platform. It works through ContextImpl (positions,
- * velocities, energies with the integrator's force groups), which handles each platform's atom
- * order and precision, so the Reference, CPU and OpenCL platforms use it as it is; the CUDA
- * platform runs the flow on the Context's GPU by overriding the two hooks below.
+ * The flow-proposal kernel shared by every platform. The Metropolis-Hastings move is written once,
+ * on LibTorch tensors on the flow's device; a platform supplies only how the modelled particles'
+ * positions and velocities are read from and written to its Context (the three hooks below).
+ * The default hooks go through ContextImpl (which handles each platform's atom order and
+ * precision), so the Reference, CPU and OpenCL platforms use them as they are; the CUDA platform
+ * overrides them to read and write its device buffers directly, with the flow on the same GPU.
+ *
+ * Internal to the plugins (not an installed header), so LibTorch types may appear here.
  */
 #include "OpenMMBGKernels.h"
 #include "openmmbg/FlowModel.h"
 
 #include "openmm/KernelFactory.h"
 #include "openmm/Platform.h"
+#include "openmm/Vec3.h"
+
+#include <ATen/core/Tensor.h>
 
 #include <array>
 #include <functional>
@@ -19,8 +26,8 @@
 namespace OpenMMBG {
 
 /**
- * Reads positions, makes the proposals (one batched flow call), sets each trial with
- * ContextImpl::setPositions, evaluates the energy, and restores the saved positions on rejection.
+ * Makes the proposals of an attempt (one batched flow call), sets each allowed trial into the
+ * Context, evaluates the energy, and writes back the previous state on rejection.
  */
 class CommonCalcBoltzmannGeneratorProposalKernel : public CalcBoltzmannGeneratorProposalKernel {
 public:
@@ -43,21 +50,37 @@ protected:
     /** The LibTorch device the flow runs on ("cpu" here). */
     virtual std::string getFlowDevice() const { return "cpu"; }
     /**
-     * Runs the flow calls of one attempt. The CUDA platform makes LibTorch's CUDA context current
-     * around them (OpenMM's own context is current otherwise).
+     * Runs one attempt's work (flow calls and the hooks below). The CUDA platform makes LibTorch's
+     * CUDA context current around it; OpenMM's own calls select their context as usual.
      */
-    virtual void runFlowCalls(const std::function<void()>& calls) { calls(); }
+    virtual void runOnFlowDevice(const std::function<void()>& work) { work(); }
+    /**
+     * The positions (nm) of the modelled particles, in the order of getParticles(): a float64
+     * tensor [n, 3] on the flow's device, unwrapped (as Context::getState returns them).
+     * Called once at the start of each attempt.
+     */
+    virtual at::Tensor getModelledPositions(OpenMM::ContextImpl& context);
+    /** Writes positions [n, 3] (nm, float64) of the modelled particles; all others are unchanged. */
+    virtual void setModelledPositions(OpenMM::ContextImpl& context, const at::Tensor& positions);
+    /** Writes velocities [n, 3] (nm/ps, float64) of the modelled particles; all others are unchanged. */
+    virtual void setModelledVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities);
+    /** The System indices of the modelled particles, in the flow's particle order. */
+    const std::vector<int>& getParticles() const { return particles; }
 
 private:
     std::unique_ptr<FlowModel> model;
     std::vector<int> particles;
     std::vector<double> masses;
+    // Chiral centres as positions in `particles` (the Force stores System indices).
     std::vector<std::array<int, 4>> chiralCenters;
     int numProposals = 1;
     bool redrawVelocities = true;
     std::mt19937_64 random;
     long long numProposed = 0, numAccepted = 0;
     double lastLogAcceptance;
+    // All positions of the Context as read by the default getModelledPositions: the default
+    // setModelledPositions writes them back with the modelled particles replaced.
+    std::vector<OpenMM::Vec3> hostPositions;
 };
 
 /** Creates CommonCalcBoltzmannGeneratorProposalKernel (Reference, CPU and OpenCL platforms). */

@@ -1,9 +1,14 @@
 #include "CommonBGKernels.h"
 
+#include "openmmbg/FlowModelImpl.h"
+
 #include "openmm/Integrator.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 
+#include <torch/torch.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -19,9 +24,19 @@ namespace {
 // Boltzmann's constant in kJ/mol/K (CODATA 2018, as OpenMM's BOLTZ).
 const double BOLTZMANN = 1.380649e-23 * 6.02214076e23 / 1000.0;
 
-double signedVolume(const std::vector<Vec3>& x, const std::array<int, 4>& c) {
-    Vec3 b = x[c[1]] - x[c[0]], d1 = x[c[2]] - x[c[0]], d2 = x[c[3]] - x[c[0]];
-    return b.dot(d1.cross(d2));
+// Whether the signed volume (x_b - x_a) . ((x_c - x_a) x (x_d - x_a)) of each centre is positive,
+// for configurations x [B, n, 3] and centres [C, 4] (positions in the particle list): [B, C].
+torch::Tensor positiveChirality(const torch::Tensor& x, const torch::Tensor& centres) {
+    const int64_t B = x.size(0), C = centres.size(0);
+    torch::Tensor p = x.index_select(1, centres.flatten()).view({B, C, 4, 3});
+    torch::Tensor origin = p.select(2, 0);
+    torch::Tensor b = p.select(2, 1) - origin, d1 = p.select(2, 2) - origin, d2 = p.select(2, 3) - origin;
+    return (b * torch::linalg_cross(d1, d2, -1)).sum(-1) > 0;
+}
+
+std::vector<double> toHost(const torch::Tensor& t) {
+    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
 }  // namespace
@@ -31,7 +46,7 @@ void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system
                                                             const std::vector<int>& selected) {
     try {
         model = std::make_unique<FlowModel>(FlowModel::fromBytes(force.getModelBytes()));
-        runFlowCalls([&] { model->setDevice(getFlowDevice()); });
+        runOnFlowDevice([&] { model->setDevice(getFlowDevice()); });
     } catch (const std::exception& e) {
         throw OpenMMException(std::string("BoltzmannGeneratorProposal: cannot load the model: ") + e.what());
     }
@@ -42,7 +57,18 @@ void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system
     masses.clear();
     for (int i = 0; i < system.getNumParticles(); i++)
         masses.push_back(system.getParticleMass(i));
-    chiralCenters = force.getChiralCenters();
+    chiralCenters.clear();
+    for (const auto& centre : force.getChiralCenters()) {
+        std::array<int, 4> local;
+        for (int j = 0; j < 4; j++) {
+            auto where = std::find(particles.begin(), particles.end(), centre[j]);
+            if (where == particles.end())  // BoltzmannGeneratorProposalImpl checked this already
+                throw OpenMMException("BoltzmannGeneratorProposal: chiral centre particle " + std::to_string(centre[j]) +
+                                      " is not one of the modelled particles");
+            local[j] = int(where - particles.begin());
+        }
+        chiralCenters.push_back(local);
+    }
     numProposals = force.getNumProposals();
     redrawVelocities = force.getRedrawVelocities();
     const int seed = force.getRandomNumberSeed();
@@ -52,94 +78,116 @@ void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system
     lastLogAcceptance = std::numeric_limits<double>::quiet_NaN();
 }
 
+torch::Tensor CommonCalcBoltzmannGeneratorProposalKernel::getModelledPositions(ContextImpl& context) {
+    context.getPositions(hostPositions);
+    std::vector<double> x;
+    x.reserve(3 * particles.size());
+    for (int p : particles)
+        for (int d = 0; d < 3; d++)
+            x.push_back(hostPositions[p][d]);
+    return torch::tensor(x, torch::kFloat64).view({int64_t(particles.size()), 3}).to(torch::Device(getFlowDevice()));
+}
+
+void CommonCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImpl& context, const torch::Tensor& positions) {
+    const std::vector<double> x = toHost(positions);
+    std::vector<Vec3> all = hostPositions;
+    for (size_t i = 0; i < particles.size(); i++)
+        all[particles[i]] = Vec3(x[3 * i], x[3 * i + 1], x[3 * i + 2]);
+    context.setPositions(all);
+}
+
+void CommonCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl& context, const torch::Tensor& velocities) {
+    const std::vector<double> v = toHost(velocities);
+    std::vector<Vec3> all;
+    context.getVelocities(all);
+    for (size_t i = 0; i < particles.size(); i++)
+        all[particles[i]] = Vec3(v[3 * i], v[3 * i + 1], v[3 * i + 2]);
+    context.setVelocities(all);
+}
+
 void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, double temperature,
                                                          bool& forcesInvalid) {
-    const int n = int(particles.size()), A = model->getNumAug(), P = numProposals;
+    const int n = int(particles.size()), P = numProposals;
     const double kT = BOLTZMANN * temperature;
     const int groups = context.getIntegrator().getIntegrationForceGroups();
-    std::vector<Vec3> current;
-    context.getPositions(current);
-    const std::vector<Vec3> original = current;
+    AugmentedCouplingFlow& flow = model->impl().flow;
     forcesInvalid = true;
-    try {
-        // The modelled particles' centroid stays fixed: proposals are placed around it.
-        Vec3 centroid;
-        for (int p : particles)
-            centroid += current[p];
-        centroid *= 1.0 / n;
-        std::vector<double> x(3 * n);
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < 3; d++)
-                x[3 * i + d] = current[particles[i]][d] - centroid[d];
-        // The flow calls of this attempt: a Gibbs refresh of a with the current state's terms of
-        // log alpha, and all proposals from one batched call.
-        std::vector<double> a, s, logPis;
-        double logQ, logPi;
-        runFlowCalls([&] {
-            a = model->sampleAugmented(x, (long long) (random() >> 1));
-            logQ = model->logProb(x, a)[0];
-            logPi = model->logAugmentedTarget(x, a)[0];
-            s = model->sample(P, (long long) (random() >> 1));
-            const std::vector<double> proposedX(s.data(), s.data() + size_t(P) * n * 3);
-            const std::vector<double> proposedA(s.data() + size_t(P) * n * 3, s.data() + size_t(P) * n * (A + 1) * 3);
-            logPis = model->logAugmentedTarget(proposedX, proposedA);
-        });
-        const double* xs = s.data();
-        const double* logQs = xs + size_t(P) * n * (A + 1) * 3;
-        double energy = context.calcForcesAndEnergy(false, true, groups);
-        std::vector<double> signs;
-        for (const auto& c : chiralCenters)
-            signs.push_back(signedVolume(current, c) > 0 ? 1.0 : -1.0);
+    runOnFlowDevice([&] {
+        torch::NoGradGuard noGrad;
+        const torch::Tensor original = getModelledPositions(context);  // [n, 3] float64, flow device
+        try {
+            torch::Tensor current = original;
+            // The modelled particles' centroid stays fixed: proposals are placed around it.
+            const torch::Tensor centroid = original.sum(0, true) * (1.0 / n);
+            const torch::Tensor x = (original - centroid).to(flow->options()).unsqueeze(0);
+            // The flow calls of this attempt: a Gibbs refresh of a with the current state's terms
+            // of log alpha, and all proposals from one batched call. Noise is drawn on the CPU,
+            // so a seed gives the same proposals on every platform.
+            torch::Generator augmentedNoise = at::make_generator<at::CPUGeneratorImpl>((long long) (random() >> 1));
+            const torch::Tensor a = flow->sampleAugmented(x, augmentedNoise);
+            double logQ = flow->logProb(x, a).item<double>();
+            double logPi = flow->logAugmentedTarget(x, a).item<double>();
+            torch::Generator proposalNoise = at::make_generator<at::CPUGeneratorImpl>((long long) (random() >> 1));
+            const FlowSample s = flow->sample(P, proposalNoise);
+            const std::vector<double> logQs = toHost(s.logQ), logPis = toHost(flow->logAugmentedTarget(s.x, s.a));
+            const torch::Tensor trials = s.x.to(torch::kFloat64) + centroid;  // [P, n, 3]
+            std::vector<bool> allowed(P, true);
+            if (!chiralCenters.empty()) {
+                std::vector<int64_t> flat;
+                for (const auto& c : chiralCenters)
+                    flat.insert(flat.end(), c.begin(), c.end());
+                const torch::Tensor centres =
+                    torch::tensor(flat, torch::kInt64).view({-1, 4}).to(original.device());
+                const torch::Tensor same =
+                    (positiveChirality(trials, centres) == positiveChirality(original.unsqueeze(0), centres)).all(1);
+                const std::vector<double> sameHost = toHost(same);
+                for (int k = 0; k < P; k++)
+                    allowed[k] = sameHost[k] != 0.0;
+            }
+            double energy = context.calcForcesAndEnergy(false, true, groups);
 
-        std::uniform_real_distribution<double> uniform(0.0, 1.0);
-        for (int k = 0; k < P; k++) {
-            std::vector<Vec3> trial = current;
-            for (int i = 0; i < n; i++)
-                for (int d = 0; d < 3; d++)
-                    trial[particles[i]][d] = xs[size_t(k) * n * 3 + 3 * i + d] + centroid[d];
-            bool allowed = true;
-            for (size_t c = 0; c < chiralCenters.size(); c++)
-                if ((signedVolume(trial, chiralCenters[c]) > 0 ? 1.0 : -1.0) != signs[c])
-                    allowed = false;
-            double logAlpha = -std::numeric_limits<double>::infinity();
-            double trialEnergy = std::numeric_limits<double>::infinity();
-            if (allowed) {
-                context.setPositions(trial);
-                trialEnergy = context.calcForcesAndEnergy(false, true, groups);
-                const double dropEnergy = testingDroppedTerm == 1 ? 0.0 : 1.0;
-                const double dropQ = testingDroppedTerm == 2 ? 0.0 : 1.0;
-                const double dropPi = testingDroppedTerm == 3 ? 0.0 : 1.0;
-                logAlpha = (-dropEnergy * trialEnergy / kT + dropPi * logPis[k] - dropQ * logQs[k]) -
-                           (-dropEnergy * energy / kT + dropPi * logPi - dropQ * logQ);
-                if (!std::isfinite(trialEnergy) || std::isnan(logAlpha))
-                    logAlpha = -std::numeric_limits<double>::infinity();
-            }
-            numProposed++;
-            lastLogAcceptance = logAlpha;
-            if (logAlpha >= 0 || uniform(random) < std::exp(logAlpha)) {
-                numAccepted++;
-                current = trial;
-                energy = trialEnergy;
-                logQ = logQs[k];
-                logPi = logPis[k];
-                if (redrawVelocities) {
-                    std::vector<Vec3> velocities;
-                    context.getVelocities(velocities);
-                    std::normal_distribution<double> normal(0.0, 1.0);
-                    for (int p : particles) {
-                        const double sigma = masses[p] > 0 ? std::sqrt(kT / masses[p]) : 0.0;
-                        velocities[p] = Vec3(sigma * normal(random), sigma * normal(random), sigma * normal(random));
-                    }
-                    context.setVelocities(velocities);
+            std::uniform_real_distribution<double> uniform(0.0, 1.0);
+            for (int k = 0; k < P; k++) {
+                double logAlpha = -std::numeric_limits<double>::infinity();
+                double trialEnergy = std::numeric_limits<double>::infinity();
+                if (allowed[k]) {
+                    setModelledPositions(context, trials[k]);
+                    trialEnergy = context.calcForcesAndEnergy(false, true, groups);
+                    const double dropEnergy = testingDroppedTerm == 1 ? 0.0 : 1.0;
+                    const double dropQ = testingDroppedTerm == 2 ? 0.0 : 1.0;
+                    const double dropPi = testingDroppedTerm == 3 ? 0.0 : 1.0;
+                    logAlpha = (-dropEnergy * trialEnergy / kT + dropPi * logPis[k] - dropQ * logQs[k]) -
+                               (-dropEnergy * energy / kT + dropPi * logPi - dropQ * logQ);
+                    if (!std::isfinite(trialEnergy) || std::isnan(logAlpha))
+                        logAlpha = -std::numeric_limits<double>::infinity();
                 }
+                numProposed++;
+                lastLogAcceptance = logAlpha;
+                if (logAlpha >= 0 || uniform(random) < std::exp(logAlpha)) {
+                    numAccepted++;
+                    current = trials[k];
+                    energy = trialEnergy;
+                    logQ = logQs[k];
+                    logPi = logPis[k];
+                    if (redrawVelocities) {
+                        std::normal_distribution<double> normal(0.0, 1.0);
+                        std::vector<double> v;
+                        for (int p : particles) {
+                            const double sigma = masses[p] > 0 ? std::sqrt(kT / masses[p]) : 0.0;
+                            for (int d = 0; d < 3; d++)
+                                v.push_back(sigma * normal(random));
+                        }
+                        setModelledVelocities(context, torch::tensor(v, torch::kFloat64).view({n, 3}).to(original.device()));
+                    }
+                }
+                if (allowed[k])
+                    setModelledPositions(context, current);  // the accepted state, or the one before the trial
             }
-            if (allowed)
-                context.setPositions(current);  // the accepted state, or the one before the trial
+        } catch (const std::exception& e) {
+            setModelledPositions(context, original);
+            throw OpenMMException(std::string("BoltzmannGeneratorProposal: proposal failed, state restored: ") + e.what());
         }
-    } catch (const std::exception& e) {
-        context.setPositions(original);
-        throw OpenMMException(std::string("BoltzmannGeneratorProposal: proposal failed, state restored: ") + e.what());
-    }
+    });
 }
 
 KernelImpl* CommonBGKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl&) const {
