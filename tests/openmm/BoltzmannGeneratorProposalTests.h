@@ -276,6 +276,44 @@ TEST(BoltzmannGeneratorProposal, RejectedProposalsLeaveTheStateBitIdentical) {
     delete b;
 }
 
+TEST(BoltzmannGeneratorProposal, AFailedAttemptLeavesTheStateAsItWas) {
+    // Identity flow and U = 0 (the hand-built case): from a compact start, log alpha = (|x'|^2 -
+    // |x|^2) / 2 is large, so the first proposals are accepted and redraw the velocities. A failure
+    // injected at the third proposal (its trial is in the Context then) must put back positions and
+    // velocities bit for bit, and leave a Context that runs on.
+    System* system = new System();
+    for (int i = 0; i < 4; i++)
+        system->addParticle(12.0);
+    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    move->setFrequency(1);
+    move->setNumProposals(4);
+    move->setRandomNumberSeed(11);
+    system->addForce(move);
+    VerletIntegrator integrator(0.001);
+    Context context(*system, integrator, testPlatform(), testProperties());
+    context.setPositions(startPositions());
+    context.setVelocities({Vec3(0.3, -0.2, 0.1), Vec3(-0.1, 0.4, 0), Vec3(0.2, 0.1, -0.3), Vec3(0, -0.2, 0.2)});
+    const State before = context.getState(State::Positions | State::Velocities);
+    CommonCalcBoltzmannGeneratorProposalKernel::testingFailAfterProposals = 3;
+    try {
+        integrator.step(1);
+        ADD_FAILURE() << "the injected failure did not surface";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("state restored"), std::string::npos) << e.what();
+    }
+    CommonCalcBoltzmannGeneratorProposalKernel::testingFailAfterProposals = 0;
+    EXPECT_GT(move->getNumAccepted(context), 0) << "nothing was accepted before the failure: velocities untested";
+    const State after = context.getState(State::Positions | State::Velocities);
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < 3; d++) {
+            EXPECT_EQ(after.getPositions()[i][d], before.getPositions()[i][d]) << "particle " << i;
+            EXPECT_EQ(after.getVelocities()[i][d], before.getVelocities()[i][d]) << "particle " << i;
+        }
+    integrator.step(1);
+    EXPECT_EQ(move->getNumProposed(context), 3 + 4);
+    delete system;
+}
+
 TEST(BoltzmannGeneratorProposal, RejectedProposalsAmongReorderedAtomsLeaveTheTrajectoryUnchanged) {
     // The modelled chain (the last four particles, in reverse model order) sits among 48
     // Lennard-Jones particles with a cutoff, so the GPU platforms reorder atoms (CUDA and OpenCL

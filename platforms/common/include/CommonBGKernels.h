@@ -2,7 +2,7 @@
 /**
  * The flow-proposal kernel shared by every platform. The Metropolis-Hastings move is written once,
  * on LibTorch tensors on the flow's device; a platform supplies only how the modelled particles'
- * positions and velocities are read from and written to its Context (the three hooks below).
+ * positions and velocities are read from and written to its Context (the four hooks below).
  * The default hooks go through ContextImpl (which handles each platform's atom order and
  * precision), so the Reference, CPU and OpenCL platforms use them as they are; the CUDA platform
  * overrides them to read and write its device buffers directly, with the flow on the same GPU.
@@ -45,6 +45,11 @@ public:
      * 2 log q, 3 log pi), which must make exactness tests fail. Never set in production.
      */
     static int testingDroppedTerm;
+    /**
+     * For tests of the failure path only: when > 0, an attempt throws after evaluating this many
+     * proposals, as a failing energy evaluation would. Never set in production.
+     */
+    static int testingFailAfterProposals;
 
 protected:
     /** The LibTorch device the flow runs on ("cpu" here). */
@@ -62,6 +67,8 @@ protected:
     virtual at::Tensor getModelledPositions(OpenMM::ContextImpl& context);
     /** Writes positions [n, 3] (nm, float64) of the modelled particles; all others are unchanged. */
     virtual void setModelledPositions(OpenMM::ContextImpl& context, const at::Tensor& positions);
+    /** The velocities (nm/ps) of the modelled particles: float64 [n, 3] on the flow's device. */
+    virtual at::Tensor getModelledVelocities(OpenMM::ContextImpl& context);
     /** Writes velocities [n, 3] (nm/ps, float64) of the modelled particles; all others are unchanged. */
     virtual void setModelledVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities);
     /** The System indices of the modelled particles, in the flow's particle order. */

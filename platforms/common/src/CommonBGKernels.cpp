@@ -18,6 +18,7 @@ using namespace OpenMM;
 namespace OpenMMBG {
 
 int CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
+int CommonCalcBoltzmannGeneratorProposalKernel::testingFailAfterProposals = 0;
 
 namespace {
 
@@ -96,6 +97,17 @@ void CommonCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImp
     context.setPositions(all);
 }
 
+torch::Tensor CommonCalcBoltzmannGeneratorProposalKernel::getModelledVelocities(ContextImpl& context) {
+    std::vector<Vec3> all;
+    context.getVelocities(all);
+    std::vector<double> v;
+    v.reserve(3 * particles.size());
+    for (int p : particles)
+        for (int d = 0; d < 3; d++)
+            v.push_back(all[p][d]);
+    return torch::tensor(v, torch::kFloat64).view({int64_t(particles.size()), 3}).to(torch::Device(getFlowDevice()));
+}
+
 void CommonCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl& context, const torch::Tensor& velocities) {
     const std::vector<double> v = toHost(velocities);
     std::vector<Vec3> all;
@@ -114,7 +126,13 @@ void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, d
     forcesInvalid = true;
     runOnFlowDevice([&] {
         torch::NoGradGuard noGrad;
-        const torch::Tensor original = getModelledPositions(context);  // [n, 3] float64, flow device
+        torch::Tensor original;  // [n, 3] float64, flow device
+        try {
+            original = getModelledPositions(context);
+        } catch (const std::exception& e) {
+            throw OpenMMException(std::string("BoltzmannGeneratorProposal: cannot read the positions: ") + e.what());
+        }
+        torch::Tensor originalVelocities;  // read before the first velocity redraw of this attempt
         try {
             torch::Tensor current = original;
             // The modelled particles' centroid stays fixed: proposals are placed around it.
@@ -163,6 +181,8 @@ void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, d
                 }
                 numProposed++;
                 lastLogAcceptance = logAlpha;
+                if (testingFailAfterProposals > 0 && k + 1 == testingFailAfterProposals)
+                    throw std::runtime_error("testing: failure injected after proposal " + std::to_string(k + 1));
                 if (logAlpha >= 0 || uniform(random) < std::exp(logAlpha)) {
                     numAccepted++;
                     current = trials[k];
@@ -177,6 +197,8 @@ void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, d
                             for (int d = 0; d < 3; d++)
                                 v.push_back(sigma * normal(random));
                         }
+                        if (!originalVelocities.defined())
+                            originalVelocities = getModelledVelocities(context);
                         setModelledVelocities(context, torch::tensor(v, torch::kFloat64).view({n, 3}).to(original.device()));
                     }
                 }
@@ -184,7 +206,16 @@ void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, d
                     setModelledPositions(context, current);  // the accepted state, or the one before the trial
             }
         } catch (const std::exception& e) {
-            setModelledPositions(context, original);
+            // A failed attempt leaves the Context as it found it: positions, and velocities if an
+            // accepted proposal of this attempt had redrawn them.
+            try {
+                setModelledPositions(context, original);
+                if (originalVelocities.defined())
+                    setModelledVelocities(context, originalVelocities);
+            } catch (const std::exception& restoreError) {
+                throw OpenMMException(std::string("BoltzmannGeneratorProposal: proposal failed (") + e.what() +
+                                      ") and restoring the state failed too: " + restoreError.what());
+            }
             throw OpenMMException(std::string("BoltzmannGeneratorProposal: proposal failed, state restored: ") + e.what());
         }
     });

@@ -35,6 +35,7 @@ protected:
     void runOnFlowDevice(const std::function<void()>& work) override;
     at::Tensor getModelledPositions(OpenMM::ContextImpl& context) override;
     void setModelledPositions(OpenMM::ContextImpl& context, const at::Tensor& positions) override;
+    at::Tensor getModelledVelocities(OpenMM::ContextImpl& context) override;
     void setModelledVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities) override;
 
 private:

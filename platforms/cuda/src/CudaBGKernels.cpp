@@ -213,6 +213,14 @@ void CudaCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImpl&
     }
 }
 
+torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::getModelledVelocities(ContextImpl&) {
+    synchronizeOpenMM();
+    const torch::Tensor where = modelledSlots();
+    const bool doubleVelocities = cu.getUseDoublePrecision() || cu.getUseMixedPrecision();
+    return copyFromOpenMM(cu.getVelm(), doubleVelocities ? torch::kFloat64 : torch::kFloat32)
+        .index_select(0, where).narrow(1, 0, 3).to(torch::kFloat64);
+}
+
 void CudaCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl&, const torch::Tensor& velocities) {
     synchronizeOpenMM();
     const torch::Tensor where = modelledSlots();
