@@ -79,41 +79,48 @@ void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system
     lastLogAcceptance = std::numeric_limits<double>::quiet_NaN();
 }
 
-torch::Tensor CommonCalcBoltzmannGeneratorProposalKernel::getModelledPositions(ContextImpl& context) {
-    context.getPositions(hostPositions);
-    std::vector<double> x;
-    x.reserve(3 * particles.size());
+namespace {
+
+// The rows of `all` (one per System particle) that `particles` names, as float64 [n, 3] on `device`.
+torch::Tensor gatherRows(const std::vector<Vec3>& all, const std::vector<int>& particles, const std::string& device) {
+    std::vector<double> rows;
+    rows.reserve(3 * particles.size());
     for (int p : particles)
         for (int d = 0; d < 3; d++)
-            x.push_back(hostPositions[p][d]);
-    return torch::tensor(x, torch::kFloat64).view({int64_t(particles.size()), 3}).to(torch::Device(getFlowDevice()));
+            rows.push_back(all[p][d]);
+    return torch::tensor(rows, torch::kFloat64).view({int64_t(particles.size()), 3}).to(torch::Device(device));
+}
+
+// Writes rows [n, 3] into the entries of `all` that `particles` names.
+void scatterRows(const torch::Tensor& rows, const std::vector<int>& particles, std::vector<Vec3>& all) {
+    const std::vector<double> values = toHost(rows);
+    for (size_t i = 0; i < particles.size(); i++)
+        all[particles[i]] = Vec3(values[3 * i], values[3 * i + 1], values[3 * i + 2]);
+}
+
+}  // namespace
+
+torch::Tensor CommonCalcBoltzmannGeneratorProposalKernel::getModelledPositions(ContextImpl& context) {
+    context.getPositions(hostPositions);
+    return gatherRows(hostPositions, particles, getFlowDevice());
 }
 
 void CommonCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImpl& context, const torch::Tensor& positions) {
-    const std::vector<double> x = toHost(positions);
     std::vector<Vec3> all = hostPositions;
-    for (size_t i = 0; i < particles.size(); i++)
-        all[particles[i]] = Vec3(x[3 * i], x[3 * i + 1], x[3 * i + 2]);
+    scatterRows(positions, particles, all);
     context.setPositions(all);
 }
 
 torch::Tensor CommonCalcBoltzmannGeneratorProposalKernel::getModelledVelocities(ContextImpl& context) {
     std::vector<Vec3> all;
     context.getVelocities(all);
-    std::vector<double> v;
-    v.reserve(3 * particles.size());
-    for (int p : particles)
-        for (int d = 0; d < 3; d++)
-            v.push_back(all[p][d]);
-    return torch::tensor(v, torch::kFloat64).view({int64_t(particles.size()), 3}).to(torch::Device(getFlowDevice()));
+    return gatherRows(all, particles, getFlowDevice());
 }
 
 void CommonCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl& context, const torch::Tensor& velocities) {
-    const std::vector<double> v = toHost(velocities);
     std::vector<Vec3> all;
     context.getVelocities(all);
-    for (size_t i = 0; i < particles.size(); i++)
-        all[particles[i]] = Vec3(v[3 * i], v[3 * i + 1], v[3 * i + 2]);
+    scatterRows(velocities, particles, all);
     context.setVelocities(all);
 }
 
