@@ -27,12 +27,12 @@ torch::Tensor fromVector(const std::vector<double>& v, std::vector<int64_t> shap
     return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64).to(options);
 }
 
-std::vector<double> toVector(const torch::Tensor& t) {
+}  // namespace
+
+std::vector<double> toHostDoubles(const torch::Tensor& t) {
     torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
-
-}  // namespace
 
 FlowModel::FlowModel(const std::string& configJson)
     : impl_(std::make_shared<Impl>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)))) {}
@@ -84,7 +84,7 @@ std::vector<double> FlowModel::sample(int n, long long seed) const {
     torch::NoGradGuard guard;
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     FlowSample s = impl_->flow->sample(n, gen);
-    std::vector<double> out = toVector(s.x), a = toVector(s.a), logQ = toVector(s.logQ);
+    std::vector<double> out = toHostDoubles(s.x), a = toHostDoubles(s.a), logQ = toHostDoubles(s.logQ);
     out.insert(out.end(), a.begin(), a.end());
     out.insert(out.end(), logQ.begin(), logQ.end());
     return out;
@@ -99,7 +99,7 @@ std::vector<double> FlowModel::logProb(const std::vector<double>& xv, const std:
     if (x.size(0) != a.size(0))
         throw std::invalid_argument("x holds " + std::to_string(x.size(0)) + " configurations but a holds " +
                                     std::to_string(a.size(0)));
-    return toVector(impl_->flow->logProb(x, a));
+    return toHostDoubles(impl_->flow->logProb(x, a));
 }
 
 std::vector<double> FlowModel::marginalLogProb(const std::vector<double>& xv, int numAugSamples, long long seed) const {
@@ -109,7 +109,7 @@ std::vector<double> FlowModel::marginalLogProb(const std::vector<double>& xv, in
     torch::NoGradGuard guard;
     torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return toVector(impl_->flow->marginalLogProb(x, numAugSamples, gen));
+    return toHostDoubles(impl_->flow->marginalLogProb(x, numAugSamples, gen));
 }
 
 std::vector<double> FlowModel::sampleAugmented(const std::vector<double>& xv, long long seed) const {
@@ -117,7 +117,7 @@ std::vector<double> FlowModel::sampleAugmented(const std::vector<double>& xv, lo
     torch::NoGradGuard guard;
     torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return toVector(impl_->flow->sampleAugmented(x, gen));
+    return toHostDoubles(impl_->flow->sampleAugmented(x, gen));
 }
 
 std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv, const std::vector<double>& av) const {
@@ -125,7 +125,7 @@ std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv,
     auto opts = impl_->flow->options();
     torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
     torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
-    return toVector(impl_->flow->logAugmentedTarget(x, a));
+    return toHostDoubles(impl_->flow->logAugmentedTarget(x, a));
 }
 
 std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainValues,
@@ -183,7 +183,7 @@ std::vector<double> builtinTargetEnergies(const std::string& targetName, const s
     std::shared_ptr<Target> target = makeBuiltinTarget(targetName);
     torch::NoGradGuard guard;
     torch::Tensor x = fromVector(xValues, {0, target->numParticles(), target->dim()}, "x", torch::kFloat64);
-    return toVector(target->energy(x));
+    return toHostDoubles(target->energy(x));
 }
 
 }  // namespace OpenMMBG

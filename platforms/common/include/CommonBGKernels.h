@@ -18,7 +18,6 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <array>
 #include <functional>
 #include <memory>
 #include <random>
@@ -78,8 +77,9 @@ private:
     std::unique_ptr<FlowModel> model;
     std::vector<int> particles;
     std::vector<double> masses;
-    // Chiral centres as positions in `particles` (the Force stores System indices).
-    std::vector<std::array<int, 4>> chiralCenters;
+    // Chiral centres as positions in `particles` (the Force stores System indices): int64 [C, 4]
+    // on the flow's device, built once in initialize; undefined when there are none.
+    at::Tensor chiralCentreRows;
     int numProposals = 1;
     bool redrawVelocities = true;
     std::mt19937_64 random;

@@ -35,11 +35,6 @@ torch::Tensor positiveChirality(const torch::Tensor& x, const torch::Tensor& cen
     return (b * torch::linalg_cross(d1, d2, -1)).sum(-1) > 0;
 }
 
-std::vector<double> toHost(const torch::Tensor& t) {
-    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
-
 }  // namespace
 
 void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system,
@@ -58,18 +53,20 @@ void CommonCalcBoltzmannGeneratorProposalKernel::initialize(const System& system
     masses.clear();
     for (int i = 0; i < system.getNumParticles(); i++)
         masses.push_back(system.getParticleMass(i));
-    chiralCenters.clear();
-    for (const auto& centre : force.getChiralCenters()) {
-        std::array<int, 4> local;
+    std::vector<int64_t> centreRows;
+    for (const auto& centre : force.getChiralCenters())
         for (int j = 0; j < 4; j++) {
             auto where = std::find(particles.begin(), particles.end(), centre[j]);
             if (where == particles.end())  // BoltzmannGeneratorProposalImpl checked this already
                 throw OpenMMException("BoltzmannGeneratorProposal: chiral centre particle " + std::to_string(centre[j]) +
                                       " is not one of the modelled particles");
-            local[j] = int(where - particles.begin());
+            centreRows.push_back(int64_t(where - particles.begin()));
         }
-        chiralCenters.push_back(local);
-    }
+    chiralCentreRows = at::Tensor();
+    if (!centreRows.empty())
+        runOnFlowDevice([&] {
+            chiralCentreRows = torch::tensor(centreRows, torch::kInt64).view({-1, 4}).to(torch::Device(getFlowDevice()));
+        });
     numProposals = force.getNumProposals();
     redrawVelocities = force.getRedrawVelocities();
     const int seed = force.getRandomNumberSeed();
@@ -93,7 +90,7 @@ torch::Tensor gatherRows(const std::vector<Vec3>& all, const std::vector<int>& p
 
 // Writes rows [n, 3] into the entries of `all` that `particles` names.
 void scatterRows(const torch::Tensor& rows, const std::vector<int>& particles, std::vector<Vec3>& all) {
-    const std::vector<double> values = toHost(rows);
+    const std::vector<double> values = toHostDoubles(rows);
     for (size_t i = 0; i < particles.size(); i++)
         all[particles[i]] = Vec3(values[3 * i], values[3 * i + 1], values[3 * i + 2]);
 }
@@ -154,18 +151,14 @@ void CommonCalcBoltzmannGeneratorProposalKernel::attempt(ContextImpl& context, d
             double logPi = flow->logAugmentedTarget(x, a).item<double>();
             torch::Generator proposalNoise = at::make_generator<at::CPUGeneratorImpl>((long long) (random() >> 1));
             const FlowSample s = flow->sample(P, proposalNoise);
-            const std::vector<double> logQs = toHost(s.logQ), logPis = toHost(flow->logAugmentedTarget(s.x, s.a));
+            const std::vector<double> logQs = toHostDoubles(s.logQ), logPis = toHostDoubles(flow->logAugmentedTarget(s.x, s.a));
             const torch::Tensor trials = s.x.to(torch::kFloat64) + centroid;  // [P, n, 3]
             std::vector<bool> allowed(P, true);
-            if (!chiralCenters.empty()) {
-                std::vector<int64_t> flat;
-                for (const auto& c : chiralCenters)
-                    flat.insert(flat.end(), c.begin(), c.end());
-                const torch::Tensor centres =
-                    torch::tensor(flat, torch::kInt64).view({-1, 4}).to(original.device());
-                const torch::Tensor same =
-                    (positiveChirality(trials, centres) == positiveChirality(original.unsqueeze(0), centres)).all(1);
-                const std::vector<double> sameHost = toHost(same);
+            if (chiralCentreRows.defined()) {
+                const torch::Tensor same = (positiveChirality(trials, chiralCentreRows) ==
+                                            positiveChirality(original.unsqueeze(0), chiralCentreRows))
+                                               .all(1);
+                const std::vector<double> sameHost = toHostDoubles(same);
                 for (int k = 0; k < P; k++)
                     allowed[k] = sameHost[k] != 0.0;
             }
