@@ -271,10 +271,8 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
         restoreOptimizerState(a, path, optimizer, guard);
         gen.set_state(a.get("rng/train", path));
         evalGen.set_state(a.get("rng/evaluation", path));
-        torch::Tensor steps = a.get("ais/step_sizes", path).contiguous();
-        ais.stepSizes.assign(steps.data_ptr<double>(), steps.data_ptr<double>() + steps.numel());
-        torch::Tensor accT = a.get("accumulators", path).contiguous();
-        acc.assign(accT.data_ptr<double>(), accT.data_ptr<double>() + accT.numel());
+        ais.stepSizes = a.getDoubles("ais/step_sizes", path);
+        acc = a.getDoubles("accumulators", path);
         buffer.restore(a, "buffer", path);
         step = std::stoll(a.metadata["step"]);
         firstIteration = std::stoi(a.metadata["iteration"]) + 1;

@@ -4,6 +4,7 @@
 #include "openmmbg/EnergyTraining.h"
 #include "openmmbg/Evaluation.h"
 #include "openmmbg/ModelFile.h"
+#include "openmmbg/TensorArchive.h"
 #include "openmmbg/Target.h"
 #include "openmmbg/Training.h"
 
@@ -28,11 +29,6 @@ torch::Tensor fromVector(const std::vector<double>& v, std::vector<int64_t> shap
 }
 
 }  // namespace
-
-std::vector<double> toHostDoubles(const torch::Tensor& t) {
-    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
 FlowModel::FlowModel(const std::string& configJson)
     : impl_(std::make_shared<Impl>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)))) {}

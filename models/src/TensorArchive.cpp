@@ -72,6 +72,15 @@ const torch::Tensor& TensorArchive::get(const std::string& name, const std::stri
     throw std::runtime_error("'" + source + "': tensor '" + name + "' is missing");
 }
 
+std::vector<double> TensorArchive::getDoubles(const std::string& name, const std::string& source) const {
+    return toHostDoubles(get(name, source));
+}
+
+std::vector<double> toHostDoubles(const torch::Tensor& t) {
+    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
 std::string serializeArchive(const TensorArchive& archive) {
     if (!littleEndianHost())
         throw std::runtime_error("TensorArchive: big-endian hosts are not supported");

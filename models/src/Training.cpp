@@ -252,8 +252,8 @@ void restoreOptimizerState(const TensorArchive& a, const std::string& path, Adam
         optimizer.secondMoments[i].copy_(a.get("adam_v/" + std::to_string(i), path));
     }
     optimizer.numSteps = std::stoll(a.metadata.at("adam_steps"));
-    torch::Tensor norms = a.get("guard/norms", path).contiguous();
-    guard.setNorms(std::deque<double>(norms.data_ptr<double>(), norms.data_ptr<double>() + norms.numel()));
+    const std::vector<double> norms = a.getDoubles("guard/norms", path);
+    guard.setNorms(std::deque<double>(norms.begin(), norms.end()));
 }
 
 std::string progressBar(double fraction, int width) {

@@ -10,10 +10,4 @@ struct FlowModel::Impl {
     AugmentedCouplingFlow flow;
 };
 
-/**
- * The values of a tensor (any device and dtype) as float64 on the host, in row-major order: the
- * form in which the torch-free interfaces (FlowModel, the plugin's kernels) hand results on.
- */
-std::vector<double> toHostDoubles(const torch::Tensor& t);
-
 }  // namespace OpenMMBG

@@ -25,8 +25,17 @@ struct TensorArchive {
 
     /** The tensor with this name; throws std::runtime_error naming `source` if it is absent. */
     const torch::Tensor& get(const std::string& name, const std::string& source = "archive") const;
+    /** The values of the tensor with this name as float64 on the host, whatever its stored dtype. */
+    std::vector<double> getDoubles(const std::string& name, const std::string& source = "archive") const;
     bool has(const std::string& name) const;
 };
+
+/**
+ * The values of a tensor (any device and dtype) as float64 on the host, in row-major order: the
+ * form in which the torch-free interfaces (FlowModel, the plugin's kernels) and checkpoint restores
+ * take tensors out of LibTorch.
+ */
+std::vector<double> toHostDoubles(const torch::Tensor& t);
 
 /** Serialise an archive (tensors are copied to CPU, contiguous). */
 std::string serializeArchive(const TensorArchive& archive);

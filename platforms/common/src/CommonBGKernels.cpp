@@ -1,6 +1,7 @@
 #include "CommonBGKernels.h"
 
 #include "openmmbg/FlowModelImpl.h"
+#include "openmmbg/TensorArchive.h"
 
 #include "openmm/Integrator.h"
 #include "openmm/OpenMMException.h"
