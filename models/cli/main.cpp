@@ -116,6 +116,12 @@ commands:
               --num-aug-samples K      default 20
               --num-test N             default: the whole test split
               --num-ess-samples N      flow samples for the reverse ESS (default 10000)
+              --ais-samples N          also the ESS of AIS from the flow to the target on N
+                                       samples (default 0: not computed; needs a target)
+              --ais-intermediate N     its intermediate distributions (default DW4 2, else 8)
+              --ais-step-size S        its initial HMC step size (length units, default 1; give
+                                       the one the FAB run ended with), adapted between passes
+              --ais-batch-size N       samples per AIS pass (default 128)
               --seed N                 default 0
   remd      temperature replica exchange of an OpenMM System; rerun the same command to resume
             a killed run (and to extend it, with a larger --exchanges)
@@ -657,9 +663,20 @@ int commandEvaluate(Args& args) {
     const int64_t numTest = args.getInt("num-test", -1);
     const uint64_t seed = uint64_t(args.getInt("seed", 0));
     const int64_t numEss = args.getInt("num-ess-samples", 10000);
+    const int64_t aisSamples = args.getInt("ais-samples", 0);
+    AisOptions aisOptions;
+    aisOptions.alpha = 1.0;
+    aisOptions.numIntermediate = int(args.getInt("ais-intermediate", args.get("system") == "dw4" ? 2 : 8));
+    aisOptions.initialStepSize = args.getDouble("ais-step-size", EnergyTrainingOptions().initialStepSize);
+    const int64_t aisBatchSize = args.getInt("ais-batch-size", 128);
     args.checkAllUsed();
     if (numEss < 1)
         throw UsageError("--num-ess-samples must be positive");
+    if (aisSamples < 0 || aisBatchSize < 1 || aisOptions.numIntermediate < 0 || !(aisOptions.initialStepSize > 0))
+        throw UsageError("--ais-samples must be >= 0, --ais-batch-size and --ais-step-size positive, "
+                         "--ais-intermediate >= 0");
+    if (aisSamples > 0 && !hasSystem && systemXmlPath.empty())
+        throw UsageError("--ais-samples needs a target (--system or --openmm-system)");
     if (K < 1)
         throw UsageError("--num-aug-samples must be positive");
     AugmentedCouplingFlow flow = loadFlow(modelPath);
@@ -677,8 +694,9 @@ int commandEvaluate(Args& args) {
     if (numTest > 0)
         test = test.narrow(0, 0, std::min<int64_t>(numTest, test.size(0)));
     json out;
+    std::shared_ptr<Target> target;
     if (hasSystem) {
-        std::shared_ptr<Target> target = makeBuiltinTarget(ds.name);
+        target = makeBuiltinTarget(ds.name);
         out = json::parse(evaluateFlow(flow, *target, test, K, numEss, seed).toJson());
     } else if (!systemXmlPath.empty()) {
         if (flow->config().lengthUnit != "nm" || flow->config().dim != 3)
@@ -690,8 +708,8 @@ int commandEvaluate(Args& args) {
         if (system->getNumParticles() != flow->config().numParticles)
             throw std::runtime_error("'" + systemXmlPath + "' has " + std::to_string(system->getNumParticles()) +
                                      " particles but the model describes " + std::to_string(flow->config().numParticles));
-        OpenMMSystemTargetImpl target(system);
-        out = json::parse(evaluateFlow(flow, target, test, K, numEss, seed).toJson());
+        target = std::make_shared<OpenMMSystemTargetImpl>(system);
+        out = json::parse(evaluateFlow(flow, *target, test, K, numEss, seed).toJson());
         out.update({{"openmm_system", systemXmlPath}, {"temperature", temperature}, {"test_data", testPath}});
     } else {
         // No target energy: only the likelihood of the test data can be estimated.
@@ -700,6 +718,18 @@ int commandEvaluate(Args& args) {
         auto [nll, sem] = marginalNll(flow, test, K, gen);
         out = {{"nll", nll}, {"nll_sem", sem}, {"reverse_ess", nullptr}, {"forward_ess", nullptr},
                {"num_test", test.size(0)}, {"num_aug_samples", K}, {"test_data", testPath}};
+    }
+    if (aisSamples > 0) {
+        // Its own generator, so adding AIS leaves the other estimates of this seed unchanged.
+        flow->eval();
+        torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+        AnnealedImportanceSampler sampler(aisOptions);
+        std::cerr << "AIS: " << aisSamples << " samples, " << aisOptions.numIntermediate
+                  << " intermediate distributions, passes of " << aisBatchSize << std::endl;
+        out["ais_ess"] = aisEss(flow, target, aisSamples, sampler, gen, aisBatchSize, true).first;
+        out.update({{"ais_samples", aisSamples}, {"ais_intermediate", aisOptions.numIntermediate},
+                    {"ais_leapfrog_steps", aisOptions.numLeapfrog}, {"ais_initial_step_size", aisOptions.initialStepSize},
+                    {"ais_final_step_sizes", sampler.stepSizes}});
     }
     out.update({{"model", modelPath}, {"system", ds.name}, {"seed", seed}});
     std::cout << out.dump(2) << std::endl;

@@ -375,11 +375,7 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
                     evalOptions.alpha = 1.0;
                     AnnealedImportanceSampler evalAis(evalOptions);
                     evalAis.stepSizes = ais.stepSizes;
-                    std::vector<torch::Tensor> logW;
-                    for (int64_t done = 0; done < o.numEssSamples; done += o.batchSize)
-                        logW.push_back(aisPass(std::min<int64_t>(o.batchSize, o.numEssSamples - done), evalGen, evalAis,
-                                               false).logWeights);
-                    r.aisEss = effectiveSampleSizeFraction(torch::cat(logW));
+                    r.aisEss = aisEss(flow, target, o.numEssSamples, evalAis, evalGen, o.batchSize, false).first;
                 }
                 flow->train();
             }

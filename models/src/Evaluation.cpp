@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <stdexcept>
 
 namespace OpenMMBG {
 
@@ -49,6 +50,29 @@ std::pair<double, torch::Tensor> reverseEss(AugmentedCouplingFlow& flow, Target&
     for (int64_t done = 0; done < n; done += batchSize) {
         FlowSample s = flow->sample(std::min(batchSize, n - done), generator);
         parts.push_back(logImportanceWeights(flow, target, s.x, s.a, s.logQ));
+    }
+    torch::Tensor lw = torch::cat(parts);
+    return {effectiveSampleSizeFraction(lw), lw};
+}
+
+std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::shared_ptr<Target>& target, int64_t n,
+                                        AnnealedImportanceSampler& sampler, torch::Generator& generator,
+                                        int64_t batchSize, bool adaptStepSizes) {
+    if (sampler.options().alpha != 1.0)
+        throw std::invalid_argument("aisEss: the sampler's alpha is " + std::to_string(sampler.options().alpha) +
+                                    "; the ESS of AIS is defined for the target itself (alpha = 1)");
+    if (n < 1 || batchSize < 1)
+        throw std::invalid_argument("aisEss: the number of samples and the batch size must be positive");
+    FlowJointDensity base(flow);
+    TargetJointDensity joint(target, flow);
+    std::vector<torch::Tensor> parts;
+    for (int64_t done = 0; done < n; done += batchSize) {
+        FlowSample s;
+        {
+            torch::NoGradGuard noGrad;
+            s = flow->sample(std::min(batchSize, n - done), generator);
+        }
+        parts.push_back(sampler.run(base, joint, s.x, s.a, generator, adaptStepSizes).logWeights);
     }
     torch::Tensor lw = torch::cat(parts);
     return {effectiveSampleSizeFraction(lw), lw};

@@ -39,6 +39,8 @@ def test_info_prints_full_config_and_parameter_count():
     (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp", "--bogus", "1"), 2, "--bogus"),
     (("evaluate", "--model", "m.bgm", "--system", "dw4", "--data-dir", "/tmp"), 1, "m.bgm"),
     (("train", "--system", "dw4", "--data-dir", "/tmp", "--output", "/tmp/x.bgm"), 1, "efm"),
+    (("evaluate", "--model", "m.bgm", "--test-data", "t.npy", "--ais-samples", "10"), 2, "needs a target"),
+    (("evaluate", "--model", "m.bgm", "--system", "dw4", "--ais-step-size", "0"), 2, "--ais-step-size"),
     (("remd", "--system", "/nonexistent.xml", "--state", "s.xml", "--temperatures", "300,350",
       "--exchanges", "5", "--output", "/tmp/remd"), 1, "cannot read System"),
     (("remd", "--system", "x.xml", "--state", "s.xml", "--temperatures", "300,abc",
@@ -72,6 +74,16 @@ def test_train_then_evaluate_on_dw4(tmp_path):
     out = json.loads(e.stdout)
     assert out["num_test"] == 50 and out["num_aug_samples"] == 4
     assert 0 < out["nll_sem"] < out["nll"] < 100
+    assert "ais_ess" not in out
+    # The ESS of AIS on request, with the settings it ran with; the other estimates are unchanged.
+    a = run("evaluate", "--model", str(model), "--system", "dw4", "--data-dir", DATA, "--num-test", "50",
+            "--num-aug-samples", "4", "--ais-samples", "48", "--ais-batch-size", "16", "--ais-step-size", "0.05")
+    assert a.returncode == 0, a.stderr
+    ais = json.loads(a.stdout)
+    assert 0 < ais["ais_ess"] <= 1
+    assert ais["ais_samples"] == 48 and ais["ais_intermediate"] == 2 and ais["ais_initial_step_size"] == 0.05
+    assert len(ais["ais_final_step_sizes"]) == 2
+    assert (ais["nll"], ais["reverse_ess"]) == (out["nll"], out["reverse_ess"])
     # The selected model is the one with the best validation NLL of the run.
     assert min(l["validation_nll"] for l in lines) == pytest.approx(
         json.loads(json.loads(open(model, "rb").read()[8:8 + int.from_bytes(open(model, "rb").read()[:8], "little")])

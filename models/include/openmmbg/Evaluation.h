@@ -5,7 +5,10 @@
  * log p~(x) = -U(x)/kT from the target.
  */
 #include "openmmbg/AugmentedCouplingFlow.h"
+#include "openmmbg/Fab.h"
 #include "openmmbg/Target.h"
+
+#include <memory>
 
 namespace OpenMMBG {
 
@@ -29,6 +32,17 @@ std::pair<double, torch::Tensor> reverseEss(AugmentedCouplingFlow& flow, Target&
 /** Forward ESS fraction on target samples x [m, N, D] (one a ~ pi(a|x) each). */
 std::pair<double, torch::Tensor> forwardEss(AugmentedCouplingFlow& flow, Target& target, const torch::Tensor& x,
                                             torch::Generator& generator, int64_t batchSize = 1000);
+
+/**
+ * ESS fraction of annealed importance sampling from the flow to the target itself (no resampling)
+ * on n flow samples, run in passes of up to batchSize. `sampler` must have alpha = 1, so that the
+ * weights estimate Z. With adaptStepSizes its step sizes adapt between passes (each pass runs at
+ * fixed step sizes, so every weight stays unbiased) and hold the adapted values afterwards.
+ * Returns the ESS fraction (unclipped) and the log AIS weights [n].
+ */
+std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::shared_ptr<Target>& target, int64_t n,
+                                        AnnealedImportanceSampler& sampler, torch::Generator& generator,
+                                        int64_t batchSize, bool adaptStepSizes);
 
 /** The standard evaluation of a flow on test data (what `openmmbg evaluate` reports). */
 struct EvaluationResult {
