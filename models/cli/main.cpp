@@ -246,6 +246,11 @@ DataSet dataSet(const std::string& name) {
 }
 
 // Resolve the data folder (--data-dir or $OPENMMBG_DATA_DIR) to its efm/ subfolder.
+/** AIS intermediate distributions of a target (eacf-reference.md: DW4 2, LJ13 8), for train and evaluate. */
+int defaultNumIntermediate(const std::string& systemName) {
+    return systemName == "dw4" ? 2 : 8;
+}
+
 std::string resolveDataDir(std::string dir) {
     if (dir.empty()) {
         const char* env = std::getenv("OPENMMBG_DATA_DIR");
@@ -510,13 +515,12 @@ int commandTrainEnergy(Args& args, const std::string& objective) {
     auto pick = [&](const char* flag, const char* key, long long targetDefault, int current) {
         return int(args.getInt(flag, optionsJson.contains(key) ? current : targetDefault));
     };
-    // eacf-reference.md: DW4 20000 iterations of batch 128 with 2 intermediate distributions,
-    // LJ13 14000 of batch 1024 with 8.
+    // eacf-reference.md: DW4 20000 iterations of batch 128, LJ13 14000 of batch 1024.
     o.iterations = pick("iterations", "iterations", dw4 ? 20000 : systemName == "lj13" ? 14000 : -1, o.iterations);
     if (o.iterations < 1)
         throw UsageError("give --iterations (positive) for this target");
     o.batchSize = pick("batch-size", "batch_size", dw4 || !builtin ? 128 : 1024, o.batchSize);
-    o.numIntermediate = pick("num-intermediate", "num_intermediate", dw4 ? 2 : 8, o.numIntermediate);
+    o.numIntermediate = pick("num-intermediate", "num_intermediate", defaultNumIntermediate(systemName), o.numIntermediate);
     o.alpha = args.getDouble("alpha", o.alpha);
     o.numLeapfrog = int(args.getInt("leapfrog-steps", o.numLeapfrog));
     o.updatesPerIteration = int(args.getInt("updates-per-iteration", o.updatesPerIteration));
@@ -666,7 +670,7 @@ int commandEvaluate(Args& args) {
     const int64_t aisSamples = args.getInt("ais-samples", 0);
     AisOptions aisOptions;
     aisOptions.alpha = 1.0;
-    aisOptions.numIntermediate = int(args.getInt("ais-intermediate", args.get("system") == "dw4" ? 2 : 8));
+    aisOptions.numIntermediate = int(args.getInt("ais-intermediate", defaultNumIntermediate(args.get("system"))));
     aisOptions.initialStepSize = args.getDouble("ais-step-size", EnergyTrainingOptions().initialStepSize);
     const int64_t aisBatchSize = args.getInt("ais-batch-size", 128);
     args.checkAllUsed();

@@ -217,7 +217,6 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
     std::vector<torch::Tensor> params = flow->parameters();
     AdamOptimizer optimizer(params);
     GradientGuard guard(o.gradientWindow, o.skipFactor, o.clipFactor);
-    FlowJointDensity base(flow);
     TargetJointDensity joint(target, flow);
     AisOptions aisOptions;
     aisOptions.numIntermediate = o.numIntermediate;
@@ -286,20 +285,11 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
                 onReport(r);
     }
 
-    auto aisPass = [&](int64_t n, torch::Generator& g, AnnealedImportanceSampler& sampler, bool adapt) {
-        FlowSample s;
-        {
-            torch::NoGradGuard noGrad;
-            s = flow->sample(n, g);
-        }
-        return sampler.run(base, joint, s.x, s.a, g, adapt);
-    };
-
     flow->train();
     if (fab && firstIteration == 1 && buffer.size() == 0) {
         // Pre-fill the buffer with AIS samples of the initial flow (adapting the step sizes as it goes).
         for (int filled = 1; buffer.size() < int64_t(o.bufferMinBatches) * o.batchSize; filled++) {
-            AisResult r = aisPass(o.batchSize, gen, ais, true);
+            AisResult r = ais.runFromFlow(flow, joint, o.batchSize, gen, true);
             buffer.add(r.x, r.a, r.logWeights, r.logQ);
             if (onBufferFill)
                 onBufferFill(filled, o.bufferMinBatches);
@@ -311,7 +301,7 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
     for (int it = firstIteration; it <= o.iterations; it++) {
         double lr = schedule.at(step);
         if (fab) {
-            AisResult r = aisPass(o.batchSize, gen, ais, true);
+            AisResult r = ais.runFromFlow(flow, joint, o.batchSize, gen, true);
             buffer.add(r.x, r.a, r.logWeights, r.logQ);
             for (int j = 0; j < numAcc; j++)
                 acc[3 + j] += r.acceptance[j];

@@ -63,17 +63,11 @@ std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::
                                     "; the ESS of AIS is defined for the target itself (alpha = 1)");
     if (n < 1 || batchSize < 1)
         throw std::invalid_argument("aisEss: the number of samples and the batch size must be positive");
-    FlowJointDensity base(flow);
     TargetJointDensity joint(target, flow);
     std::vector<torch::Tensor> parts;
-    for (int64_t done = 0; done < n; done += batchSize) {
-        FlowSample s;
-        {
-            torch::NoGradGuard noGrad;
-            s = flow->sample(std::min(batchSize, n - done), generator);
-        }
-        parts.push_back(sampler.run(base, joint, s.x, s.a, generator, adaptStepSizes).logWeights);
-    }
+    for (int64_t done = 0; done < n; done += batchSize)
+        parts.push_back(
+            sampler.runFromFlow(flow, joint, std::min(batchSize, n - done), generator, adaptStepSizes).logWeights);
     torch::Tensor lw = torch::cat(parts);
     return {effectiveSampleSizeFraction(lw), lw};
 }

@@ -151,6 +151,17 @@ AisResult AnnealedImportanceSampler::run(JointLogDensity& base, JointLogDensity&
     return r;
 }
 
+AisResult AnnealedImportanceSampler::runFromFlow(AugmentedCouplingFlow& flow, JointLogDensity& target, int64_t n,
+                                                 torch::Generator& generator, bool adapt) {
+    FlowSample s;
+    {
+        torch::NoGradGuard noGrad;
+        s = flow->sample(n, generator);
+    }
+    FlowJointDensity base(flow);
+    return run(base, target, s.x, s.a, generator, adapt);
+}
+
 PrioritisedReplayBuffer::PrioritisedReplayBuffer(int64_t capacity) : cap(capacity) {
     TORCH_CHECK(capacity >= 1, "replay buffer: the capacity must be positive");
 }
@@ -220,13 +231,16 @@ void PrioritisedReplayBuffer::store(TensorArchive& archive, const std::string& p
 }
 
 void PrioritisedReplayBuffer::restore(const TensorArchive& archive, const std::string& prefix, const std::string& source) {
-    torch::Tensor state = archive.get(prefix + "/state", source).contiguous();
-    const int64_t* s = state.data_ptr<int64_t>();
-    if (s[0] != cap)
-        throw std::runtime_error("checkpoint '" + source + "': replay buffer capacity " + std::to_string(s[0]) +
-                                 ", expected " + std::to_string(cap));
-    count = s[1];
-    next = s[2];
+    // {capacity, count, next}: integers far below 2^53, exact in float64.
+    const std::vector<double> s = archive.getDoubles(prefix + "/state", source);
+    if (s.size() != 3)
+        throw std::runtime_error("checkpoint '" + source + "': replay buffer state has " + std::to_string(s.size()) +
+                                 " values, expected 3");
+    if (int64_t(s[0]) != cap)
+        throw std::runtime_error("checkpoint '" + source + "': replay buffer capacity " +
+                                 std::to_string(int64_t(s[0])) + ", expected " + std::to_string(cap));
+    count = int64_t(s[1]);
+    next = int64_t(s[2]);
     if (!archive.has(prefix + "/x")) {
         x = a = logW = logQOld = torch::Tensor();
         return;

@@ -252,6 +252,35 @@ TEST(PrioritisedReplayBuffer, AdjustmentIsExact) {
     EXPECT_EQ(buffer.logWeights()[3].item<double>(), 4.0) << "slot 3 must keep its sample";
 }
 
+TEST(PrioritisedReplayBuffer, SaveAndRestoreRoundTripAndRefuseAnotherCapacity) {
+    PrioritisedReplayBuffer buffer(4);
+    torch::Tensor x = torch::randn({6, N, D}, torch::kFloat64);
+    buffer.add(x, torch::randn({6, N, A, D}, torch::kFloat64), torch::arange(6, torch::kFloat64),
+               -torch::arange(6, torch::kFloat64));
+    TensorArchive archive;
+    buffer.store(archive, "buffer");
+    // Restoring through the serialised form, as a checkpoint does.
+    TensorArchive read = deserializeArchive(serializeArchive(archive), "test", "checkpoint");
+    PrioritisedReplayBuffer restored(4);
+    restored.restore(read, "buffer", "test");
+    EXPECT_EQ(restored.size(), 4);
+    EXPECT_TRUE(torch::equal(restored.logWeights(), buffer.logWeights()));
+    EXPECT_TRUE(torch::equal(restored.logQ(), buffer.logQ()));
+    // The next add() must overwrite the same (oldest) slot in both.
+    buffer.add(x.narrow(0, 0, 1), torch::zeros({1, N, A, D}, torch::kFloat64), torch::full({1}, 9.0, torch::kFloat64),
+               torch::zeros({1}, torch::kFloat64));
+    restored.add(x.narrow(0, 0, 1), torch::zeros({1, N, A, D}, torch::kFloat64),
+                 torch::full({1}, 9.0, torch::kFloat64), torch::zeros({1}, torch::kFloat64));
+    EXPECT_TRUE(torch::equal(restored.logWeights(), buffer.logWeights()));
+    PrioritisedReplayBuffer other(8);
+    try {
+        other.restore(read, "buffer", "test");
+        FAIL() << "a buffer of another capacity must be refused";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("capacity 4, expected 8"), std::string::npos) << e.what();
+    }
+}
+
 TEST(PrioritisedReplayBuffer, SamplesWithoutReplacementProportionallyToWeights) {
     const std::vector<double> w = {1, 2, 3, 4, 0};
     PrioritisedReplayBuffer buffer(5);

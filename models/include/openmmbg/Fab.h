@@ -114,6 +114,12 @@ public:
      */
     AisResult run(JointLogDensity& base, JointLogDensity& target, const torch::Tensor& x, const torch::Tensor& a,
                   torch::Generator& generator, bool adaptStepSizes = true);
+    /**
+     * Draw n states from `flow` (without gradients) and run AIS from them, with the flow's joint
+     * log q as the base: one AIS pass of FAB, or of the ESS of AIS.
+     */
+    AisResult runFromFlow(AugmentedCouplingFlow& flow, JointLogDensity& target, int64_t n,
+                          torch::Generator& generator, bool adaptStepSizes = true);
     const AisOptions& options() const { return opts; }
     /** One step size per intermediate distribution. */
     std::vector<double> stepSizes;
