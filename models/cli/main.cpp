@@ -245,12 +245,12 @@ DataSet dataSet(const std::string& name) {
     throw UsageError("unknown system '" + name + "' (expected dw4 or lj13)");
 }
 
-// Resolve the data folder (--data-dir or $OPENMMBG_DATA_DIR) to its efm/ subfolder.
 /** AIS intermediate distributions of a target (eacf-reference.md: DW4 2, LJ13 8), for train and evaluate. */
 int defaultNumIntermediate(const std::string& systemName) {
     return systemName == "dw4" ? 2 : 8;
 }
 
+// Resolve the data folder (--data-dir or $OPENMMBG_DATA_DIR) to its efm/ subfolder.
 std::string resolveDataDir(std::string dir) {
     if (dir.empty()) {
         const char* env = std::getenv("OPENMMBG_DATA_DIR");
