@@ -343,7 +343,10 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
         const bool last = it == o.iterations;
         // Reports (and evaluations) follow their schedule only: one added when a run is cut short
         // would consume evaluation draws and split the accumulators, breaking exact resumption.
-        if (it % o.reportEvery == 0 || last) {
+        // An evaluation iteration is a report iteration too, so evaluate_every need not be a
+        // multiple of report_every.
+        const bool evaluate = o.evaluateEvery > 0 && (it % o.evaluateEvery == 0 || last);
+        if (it % o.reportEvery == 0 || evaluate || last) {
             EnergyTrainingReport r;
             r.iteration = it;
             r.totalIterations = o.iterations;
@@ -357,7 +360,7 @@ std::vector<EnergyTrainingReport> EnergyTrainer::run(const std::function<void(co
                 r.aisLogWeightMean = lastLogWMean;
             }
             r.bufferSize = buffer.size();
-            if (o.evaluateEvery > 0 && (it % o.evaluateEvery == 0 || last)) {
+            if (evaluate) {
                 flow->eval();
                 r.reverseEss = reverseEss(flow, *target, o.numEssSamples, evalGen).first;
                 if (fab && o.aisEss) {

@@ -273,7 +273,9 @@ def test_fab_training_resumes_exactly_after_sigkill(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [line["iteration"] for line in lines] == [2, 4, 6, 8, 10]
+    # Reports every 2 iterations, evaluations every 5: iteration 5 reports (with its evaluation) too.
+    assert [line["iteration"] for line in lines] == [2, 4, 5, 6, 8, 10]
+    assert [line["iteration"] for line in lines if "reverse_ess" in line] == [5, 10]
     assert "reverse_ess" in lines[-1] and "ais_ess" in lines[-1] and len(lines[-1]["step_sizes"]) == 2
     killed = tmp_path / "killed.bgm"
     checkpoint = tmp_path / "killed.bgm.checkpoint"

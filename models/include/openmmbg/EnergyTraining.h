@@ -52,7 +52,7 @@ struct EnergyTrainingOptions {
     double minLogQ = -1e4;          ///< samples with log q below this are masked out
     // Monitoring
     int reportEvery = 100;          ///< iterations between reports (progress line, metrics line)
-    int evaluateEvery = 1000;       ///< iterations between evaluations (reverse ESS, AIS ESS) and after the last; 0: never
+    int evaluateEvery = 1000;       ///< iterations between evaluations (reverse ESS, AIS ESS), each also a report, and after the last; 0: never
     int numEssSamples = 10000;      ///< flow samples of the reverse ESS (and AIS runs of the alpha = 1 ESS)
     bool aisEss = true;             ///< at evaluations also report the ESS of AIS with alpha = 1 (fab only)
     double timeLimit = 0;           ///< seconds; 0: none. Stops after the iteration that exceeds it (with a checkpoint).
