@@ -338,7 +338,7 @@ class Flow:
         ``num_leapfrog`` (5), ``initial_step_size`` (1.0), ``updates_per_iteration`` (8),
         ``buffer_max_batches`` (512), ``buffer_min_batches`` (64), ``max_importance_weight`` (10),
         the learning rate and gradient-guard options of :meth:`train` (``warmup_iterations``: -1 =
-        30% of the run), ``report_every`` (100), ``evaluate_every`` (1000; 0 = never),
+        30% of the run), ``report_every`` (100), ``evaluate_every`` (1000, each also a report; 0 = never),
         ``num_ess_samples`` (10000), ``ais_ess`` (True), ``time_limit`` (seconds), ``seed`` (0),
         ``checkpoint`` (path; resumed if it exists) and ``checkpoint_every`` (100 iterations).
         Progress goes to stderr when ``verbose``. Returns the reports (list of dicts with
