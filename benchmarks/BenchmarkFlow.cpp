@@ -18,8 +18,8 @@
  *   --threads=N   LibTorch intra-op threads (default 1; inter-op threads are always 1)
  * Example: OMP_NUM_THREADS=1 build-bench/BenchmarkFlow --benchmark_min_time=0.5
  */
-#include "openmmbg/AugmentedCouplingFlow.h"
-#include "openmmbg/Training.h"
+#include "openmmbg/eacf/AugmentedCouplingFlow.h"
+#include "openmmbg/training/Training.h"
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>

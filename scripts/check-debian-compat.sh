@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI stage: builds the C++ libraries, the Reference plugin and the C++ tests against Debian
+# CI stage: builds the C++ libraries, the Reference plugin, the openmmbg tool and the C++ tests against Debian
 # bookworm's OpenMM 7.7 (libopenmm-dev) and LibTorch 1.13 (libtorch-dev) instead of the .venv wheels,
 # and runs the C++ tests. The Python package is not built (OPENMMBG_BUILD_PYTHON=OFF): Debian's
 # OpenMM ships no SWIG interface files for openmmbg_force.i to %import. Benchmarks are skipped.
@@ -19,7 +19,7 @@ start=$SECONDS
 APT_PACKAGES=(
   build-essential cmake ccache
   libopenmm-dev libopenmm-plugins libtorch-dev libopenblas0-pthread
-  nlohmann-json3-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
 )
 
 # shellcheck source=scripts/lib/apt.sh

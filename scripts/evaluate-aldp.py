@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 scripts/python scripts/evaluate-aldp.py --model models/pretrained/aldp-spherical.bgm \
         --test ~/.local/share/openmmbg/aldp/test/trajectory_0.dcd --output docs/figures/aldp-spherical
 
-Metrics (estimators of ../shared/docs/eacf-reference.md, all on the L-form target: the force field
+Metrics (estimators of docs/eacf-mapping.md#estimator-definitions, all on the L-form target: the force field
 is reflection invariant, the molecule in the data is L-alanine, so a D-form flow sample has weight
 zero; the fraction of L-form samples is reported beside):
 

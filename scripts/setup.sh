@@ -11,7 +11,7 @@ die() { printf '[openmmbg] error: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(
   build-essential cmake git swig ccache
-  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev libopenblas0-pthread
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev libopenblas0-pthread
   python3 python3-venv
   pocl-opencl-icd ocl-icd-opencl-dev
 )

@@ -17,12 +17,12 @@ import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAPER = {  # Table 6, 10^3 training samples (eacf-reference.md)
+PAPER = {  # Table 6, 10^3 training samples (docs/eacf-mapping.md#paper-nll-values)
     "dw4": {"none": 10.07, "vector": 8.69, "cartesian": 8.82, "spherical": 8.61},
     "lj13": {"none": 33.32, "vector": 30.19, "cartesian": 30.89, "spherical": 30.33},
 }
 ORDER = ["none", "vector", "cartesian", "spherical"]
-PAPER_EPOCHS = {"dw4": 100, "lj13": 400}  # Non-E-ACF: 4x (eacf-reference.md)
+PAPER_EPOCHS = {"dw4": 100, "lj13": 400}  # Non-E-ACF: 4x (docs/eacf-mapping.md#non-e-acf-transformer)
 FULL_TEST = {"dw4": 10000, "lj13": 10000}
 
 

@@ -1,18 +1,23 @@
 #include "openmmbg/FlowModel.h"
 
-#include "openmmbg/FlowModelImpl.h"
-#include "openmmbg/EnergyTraining.h"
-#include "openmmbg/Evaluation.h"
-#include "openmmbg/ModelFile.h"
-#include "openmmbg/TensorArchive.h"
-#include "openmmbg/Target.h"
-#include "openmmbg/Training.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/training/EnergyTraining.h"
+#include "openmmbg/evaluation/Evaluation.h"
+#include "openmmbg/io/ModelFile.h"
+#include "openmmbg/io/TensorArchive.h"
+#include "openmmbg/targets/Target.h"
+#include "openmmbg/training/Training.h"
 
 #include <iostream>
 
 #include <stdexcept>
 
 namespace OpenMMBG {
+
+struct FlowModel::Impl {
+    explicit Impl(std::shared_ptr<Model> m) : model(std::move(m)) {}
+    std::shared_ptr<Model> model;
+};
 
 namespace {
 
@@ -30,27 +35,34 @@ torch::Tensor fromVector(const std::vector<double>& v, std::vector<int64_t> shap
 
 }  // namespace
 
-FlowModel::FlowModel(const std::string& configJson)
-    : impl_(std::make_shared<Impl>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)))) {}
+FlowModel::FlowModel(const std::string& configJson) : impl_(std::make_shared<Impl>(makeModel(configJson))) {}
 
 FlowModel FlowModel::load(const std::string& path) {
     FlowModel m;
-    m.impl_ = std::make_shared<Impl>(loadFlow(path));
+    m.impl_ = std::make_shared<Impl>(loadModel(path));
     return m;
 }
 
 FlowModel FlowModel::fromBytes(const std::string& bytes) {
     FlowModel m;
-    m.impl_ = std::make_shared<Impl>(deserializeFlow(bytes));
+    m.impl_ = std::make_shared<Impl>(deserializeModel(bytes));
     return m;
 }
 
-void FlowModel::save(const std::string& path) const { saveFlow(impl_->flow, path); }
-std::string FlowModel::toBytes() const { return serializeFlow(impl_->flow); }
-std::string FlowModel::getConfigJson() const { return impl_->flow->config().toJson(); }
-int FlowModel::getNumParticles() const { return impl_->flow->config().numParticles; }
-int FlowModel::getDim() const { return impl_->flow->config().dim; }
-int FlowModel::getNumAug() const { return impl_->flow->config().numAug; }
+void FlowModel::save(const std::string& path) const { saveModel(*impl_->model, path); }
+std::string FlowModel::toBytes() const { return serializeModel(*impl_->model); }
+std::string FlowModel::getConfigJson() const { return impl_->model->configJson(); }
+std::string FlowModel::getFamily() const { return impl_->model->family(); }
+int FlowModel::getNumParticles() const { return int(impl_->model->numParticles()); }
+int FlowModel::getDim() const { return int(impl_->model->dim()); }
+std::vector<long long> FlowModel::getAuxiliaryShape() const {
+    torch::NoGradGuard guard;
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);
+    const torch::Tensor x = torch::zeros({1, impl_->model->numParticles(), impl_->model->dim()}, impl_->model->options());
+    const torch::Tensor aux = impl_->model->sampleAuxiliary(x, gen);
+    return std::vector<long long>(aux.sizes().begin() + 1, aux.sizes().end());
+}
+std::shared_ptr<Model> FlowModel::model() const { return impl_->model; }
 
 void FlowModel::setDevice(const std::string& device) {
     torch::Device target = torch::kCPU;
@@ -62,14 +74,14 @@ void FlowModel::setDevice(const std::string& device) {
     if (target.is_cuda() && !at::hasCUDA())
         throw std::runtime_error("setDevice: '" + device + "' requested but this LibTorch has no CUDA support loaded");
     torch::NoGradGuard guard;
-    impl_->flow->to(target);
+    impl_->model->to(target);
 }
 
-std::string FlowModel::getDevice() const { return impl_->flow->options().device().str(); }
+std::string FlowModel::getDevice() const { return impl_->model->options().device().str(); }
 
 long long FlowModel::getNumParameters() const {
     long long n = 0;
-    for (auto& p : impl_->flow->parameters())
+    for (auto& p : impl_->model->module().parameters())
         n += p.numel();
     return n;
 }
@@ -79,57 +91,76 @@ std::vector<double> FlowModel::sample(int n, long long seed) const {
         throw std::invalid_argument("sample: n must be positive (got " + std::to_string(n) + ")");
     torch::NoGradGuard guard;
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    FlowSample s = impl_->flow->sample(n, gen);
-    std::vector<double> out = toHostDoubles(s.x), a = toHostDoubles(s.a), logQ = toHostDoubles(s.logQ);
+    ModelSample s = impl_->model->sample(n, gen);
+    std::vector<double> out = toHostDoubles(s.x), a = toHostDoubles(s.aux), logQ = toHostDoubles(s.logQ);
     out.insert(out.end(), a.begin(), a.end());
     out.insert(out.end(), logQ.begin(), logQ.end());
     return out;
 }
 
+namespace {
+
+// x [n, N, D] of the model from flat values.
+torch::Tensor configurations(const Model& model, const std::vector<double>& values, const char* name) {
+    return fromVector(values, {0, model.numParticles(), model.dim()}, name, model.options());
+}
+
+// aux [n, ...] of the model for n configurations from flat values.
+torch::Tensor auxiliaries(const FlowModel& flow, const std::vector<double>& values, int64_t n) {
+    std::vector<int64_t> shape = {0};
+    for (long long s : flow.getAuxiliaryShape())
+        shape.push_back(s);
+    torch::Tensor aux = fromVector(values, shape, "aux", flow.model()->options());
+    if (aux.size(0) != n)
+        throw std::invalid_argument("x holds " + std::to_string(n) + " configurations but a holds " +
+                                    std::to_string(aux.size(0)));
+    return aux;
+}
+
+// Fails unless the model is on the CPU, where training runs.
+void requireCpu(const FlowModel& flow, const std::string& who) {
+    if (!flow.model()->options().device().is_cpu())
+        throw std::invalid_argument(who + ": the flow is on " + flow.getDevice() +
+                                    "; training runs on the CPU (setDevice(\"cpu\"))");
+}
+
+}  // namespace
+
 std::vector<double> FlowModel::logProb(const std::vector<double>& xv, const std::vector<double>& av) const {
-    const FlowConfig& c = impl_->flow->config();
     torch::NoGradGuard guard;
-    auto opts = impl_->flow->options();
-    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
-    torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
-    if (x.size(0) != a.size(0))
-        throw std::invalid_argument("x holds " + std::to_string(x.size(0)) + " configurations but a holds " +
-                                    std::to_string(a.size(0)));
-    return toHostDoubles(impl_->flow->logProb(x, a));
+    torch::Tensor x = configurations(*impl_->model, xv, "x");
+    torch::Tensor a = auxiliaries(*this, av, x.size(0));
+    return toHostDoubles(impl_->model->logProb(x, a));
 }
 
 std::vector<double> FlowModel::marginalLogProb(const std::vector<double>& xv, int numAugSamples, long long seed) const {
-    const FlowConfig& c = impl_->flow->config();
     if (numAugSamples < 1)
         throw std::invalid_argument("marginal_log_prob: num_aug_samples must be positive");
     torch::NoGradGuard guard;
-    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
+    torch::Tensor x = configurations(*impl_->model, xv, "x");
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return toHostDoubles(impl_->flow->marginalLogProb(x, numAugSamples, gen));
+    return toHostDoubles(impl_->model->marginalLogProb(x, numAugSamples, gen));
 }
 
 std::vector<double> FlowModel::sampleAugmented(const std::vector<double>& xv, long long seed) const {
-    const FlowConfig& c = impl_->flow->config();
     torch::NoGradGuard guard;
-    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", impl_->flow->options());
+    torch::Tensor x = configurations(*impl_->model, xv, "x");
     torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return toHostDoubles(impl_->flow->sampleAugmented(x, gen));
+    return toHostDoubles(impl_->model->sampleAuxiliary(x, gen));
 }
 
 std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv, const std::vector<double>& av) const {
-    const FlowConfig& c = impl_->flow->config();
-    auto opts = impl_->flow->options();
-    torch::Tensor x = fromVector(xv, {0, c.numParticles, c.dim}, "x", opts);
-    torch::Tensor a = fromVector(av, {0, c.numParticles, c.numAug, c.dim}, "a", opts);
-    return toHostDoubles(impl_->flow->logAugmentedTarget(x, a));
+    torch::Tensor x = configurations(*impl_->model, xv, "x");
+    torch::Tensor a = auxiliaries(*this, av, x.size(0));
+    return toHostDoubles(impl_->model->logAuxiliaryTarget(x, a));
 }
 
 std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainValues,
                                               const std::vector<double>& validationValues,
                                               const std::string& optionsJson, bool verbose) {
-    const FlowConfig& c = impl_->flow->config();
-    if (!impl_->flow->options().device().is_cpu())
-        throw std::invalid_argument("train: the flow is on " + getDevice() + "; training runs on the CPU (setDevice(\"cpu\"))");
+    requireCpu(*this, "train");
+    AugmentedCouplingFlow& flow = augmentedCouplingFlowOf(*impl_->model, "train");
+    const FlowConfig& c = flow->config();
     MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
     if (optionsJson.find("\"random_rotations\"") == std::string::npos)
         options.randomRotations = c.projection == "none";  // Non-E-ACF trains with rotation augmentation
@@ -137,7 +168,7 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
     torch::Tensor validation;
     if (!validationValues.empty())
         validation = fromVector(validationValues, {0, c.numParticles, c.dim}, "validation", torch::kFloat64);
-    MaximumLikelihoodTrainer trainer(impl_->flow, train, validation, options);
+    MaximumLikelihoodTrainer trainer(flow, train, validation, options);
     std::string reports = "[";
     trainer.run([&](const EpochReport& r) {
         if (verbose)
@@ -148,10 +179,9 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
 }
 
 std::string FlowModel::trainEnergy(const std::string& targetName, const std::string& optionsJson, bool verbose) {
-    if (!impl_->flow->options().device().is_cpu())
-        throw std::invalid_argument("train_energy: the flow is on " + getDevice() + "; training runs on the CPU (setDevice(\"cpu\"))");
+    requireCpu(*this, "train_energy");
     EnergyTrainingOptions options = energyTrainingOptionsFromJson(optionsJson);
-    EnergyTrainer trainer(impl_->flow, makeBuiltinTarget(targetName), options);
+    EnergyTrainer trainer(augmentedCouplingFlowOf(*impl_->model, "train_energy"), makeBuiltinTarget(targetName), options);
     std::string reports = "[";
     trainer.run([&](const EnergyTrainingReport& r) {
         if (verbose)
@@ -164,15 +194,15 @@ std::string FlowModel::trainEnergy(const std::string& targetName, const std::str
 std::string FlowModel::evaluate(const std::string& targetName, const std::vector<double>& testValues,
                                 int numAugSamples, long long numEssSamples, long long seed) const {
     std::shared_ptr<Target> target = makeBuiltinTarget(targetName);
-    const FlowConfig& c = impl_->flow->config();
-    if (target->numParticles() != c.numParticles || target->dim() != c.dim)
+    const Model& model = *impl_->model;
+    if (target->numParticles() != model.numParticles() || target->dim() != model.dim())
         throw std::invalid_argument("evaluate: target '" + targetName + "' has " + std::to_string(target->numParticles()) +
                                     " particles in " + std::to_string(target->dim()) + "-D but the model describes " +
-                                    std::to_string(c.numParticles) + " in " + std::to_string(c.dim) + "-D");
+                                    std::to_string(model.numParticles()) + " in " + std::to_string(model.dim()) + "-D");
     if (numAugSamples < 1 || numEssSamples < 1)
         throw std::invalid_argument("evaluate: num_aug_samples and num_ess_samples must be positive");
-    torch::Tensor test = fromVector(testValues, {0, c.numParticles, c.dim}, "test", torch::kFloat64);
-    return evaluateFlow(impl_->flow, *target, test, numAugSamples, numEssSamples, uint64_t(seed)).toJson();
+    torch::Tensor test = fromVector(testValues, {0, model.numParticles(), model.dim()}, "test", torch::kFloat64);
+    return evaluateFlow(*impl_->model, *target, test, numAugSamples, numEssSamples, uint64_t(seed)).toJson();
 }
 
 std::vector<double> builtinTargetEnergies(const std::string& targetName, const std::vector<double>& xValues) {

@@ -1,37 +1,49 @@
 #pragma once
 /**
- * Kernel interfaces of the openmm-bg plugin. Each platform provides an implementation; the
- * Reference one (also used by the CPU platform) works through ContextImpl's position, velocity and
- * energy methods, so GPU platforms can start from it and move the data handling onto the device.
+ * Kernel interface of the openmm-bg plugin. As for OpenMM's MonteCarloBarostat, the ForceImpl
+ * (BoltzmannGeneratorProposalImpl) makes every decision (model, proposals, acceptance, random
+ * numbers, counters); a platform's kernel only moves data: it reads and writes the modelled
+ * particles' positions and velocities where the platform keeps them, and says on which LibTorch
+ * device the flow should run so that those data need not leave it (the CUDA platform keeps them on
+ * its GPU). The tensors are LibTorch's, declared here only, so this header needs no LibTorch.
  */
-#include "BoltzmannGeneratorProposal.h"
-
 #include "openmm/KernelImpl.h"
 #include "openmm/System.h"
 #include "openmm/internal/ContextImpl.h"
 
+#include <functional>
 #include <string>
+#include <vector>
+
+namespace at {
+class Tensor;
+}  // namespace at
 
 namespace OpenMMBG {
 
-/** Makes the flow-proposal Metropolis-Hastings moves of a BoltzmannGeneratorProposal. */
-class CalcBoltzmannGeneratorProposalKernel : public OpenMM::KernelImpl {
+/** Reads and writes the positions and velocities of the particles a BoltzmannGeneratorProposal models. */
+class MoveModelledParticlesKernel : public OpenMM::KernelImpl {
 public:
-    static std::string Name() { return "CalcBoltzmannGeneratorProposal"; }
-    CalcBoltzmannGeneratorProposalKernel(const std::string& name, const OpenMM::Platform& platform)
+    static std::string Name() { return "MoveModelledParticles"; }
+    MoveModelledParticlesKernel(const std::string& name, const OpenMM::Platform& platform)
         : OpenMM::KernelImpl(name, platform) {}
-    /** Load the model and store the settings; particles are already validated. */
-    virtual void initialize(const OpenMM::System& system, const BoltzmannGeneratorProposal& force,
-                            const std::vector<int>& particles) = 0;
+    /** @param particles the System indices of the modelled particles, in model order (validated) */
+    virtual void initialize(const OpenMM::System& system, const std::vector<int>& particles) = 0;
+    /** The LibTorch device the flow runs on and the tensors below live on: "cpu" or "cuda:N". */
+    virtual std::string getDevice() const = 0;
     /**
-     * Make one attempt: getNumProposals() proposals from one batched flow call, each accepted or
-     * rejected in turn at `temperature` (K). The Context is left exactly as it was unless a
-     * proposal is accepted. Sets forcesInvalid.
+     * Runs `work` (flow calls and the methods below) with the device ready: the CUDA platform makes
+     * LibTorch's CUDA context current around it; OpenMM's own calls select their context as usual.
      */
-    virtual void attempt(OpenMM::ContextImpl& context, double temperature, bool& forcesInvalid) = 0;
-    virtual long long getNumProposed() const = 0;
-    virtual long long getNumAccepted() const = 0;
-    virtual double getLastLogAcceptanceRatio() const = 0;
+    virtual void runOnDevice(const std::function<void()>& work) = 0;
+    /** The modelled particles' positions (nm), unwrapped as Context::getState gives them: float64 [n, 3]. */
+    virtual at::Tensor getPositions(OpenMM::ContextImpl& context) = 0;
+    /** Writes the modelled particles' positions (nm, float64 [n, 3]); all other particles are unchanged. */
+    virtual void setPositions(OpenMM::ContextImpl& context, const at::Tensor& positions) = 0;
+    /** The modelled particles' velocities (nm/ps): float64 [n, 3]. */
+    virtual at::Tensor getVelocities(OpenMM::ContextImpl& context) = 0;
+    /** Writes the modelled particles' velocities (nm/ps, float64 [n, 3]); all others are unchanged. */
+    virtual void setVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities) = 0;
 };
 
 }  // namespace OpenMMBG

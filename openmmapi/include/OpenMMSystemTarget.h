@@ -8,6 +8,7 @@
  * Units: positions nm, energies kJ/mol, forces kJ/mol/nm, temperature K. Reduced energies are
  * U / kT with kT = BOLTZMANN * temperature.
  */
+#include "OpenMMBGUnits.h"
 #include "openmm/System.h"
 #include "openmm/Vec3.h"
 
@@ -52,13 +53,6 @@ struct OpenMMSystemTargetResult {
  */
 class OpenMMSystemTarget {
 public:
-    /**
-     * Boltzmann's constant, kJ/mol/K: k_B N_A / 1000 from the exact SI values (CODATA 2018), the
-     * same expression as OpenMM's BOLTZ (openmm/reference/SimTKOpenMMRealType.h) and the value of
-     * openmm.unit.MOLAR_GAS_CONSTANT_R, 8.31446261815324e-3.
-     */
-    static constexpr double BOLTZMANN = 1.380649e-23 * 6.02214076e23 / 1000.0;
-
     /**
      * @param system             the System to evaluate (copied)
      * @param temperature        K, > 0; sets kT for the reduced energies

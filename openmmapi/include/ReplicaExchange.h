@@ -87,8 +87,17 @@ public:
     /** Statistics as JSON (temperatures, swaps and proposals per replica), as in statistics.json. */
     std::string getStatisticsJson() const;
 
-    /** For tests only: a multiplier on the exchange criterion's log ratio (1 is correct). */
-    static double testingLogRatioScale;
+protected:
+    /**
+     * log of the acceptance ratio of swapping the configurations of two replicas at inverse
+     * temperatures betaI, betaJ (mol/kJ) with potential energies energyI, energyJ (kJ/mol):
+     * (betaI - betaJ) (energyI - energyJ). The test-only seam of the exchange: tests override it in
+     * a subclass to break the criterion, which their exactness tests must detect. Production code
+     * never overrides it.
+     */
+    virtual double swapLogRatio(double betaI, double betaJ, double energyI, double energyJ) const {
+        return (betaI - betaJ) * (energyI - energyJ);
+    }
 
 private:
     void attemptSwaps();

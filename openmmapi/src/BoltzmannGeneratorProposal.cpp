@@ -2,7 +2,7 @@
 
 #include "internal/BoltzmannGeneratorProposalImpl.h"
 #include "openmmbg/FlowModel.h"
-#include "openmmbg/ModelFile.h"
+#include "openmmbg/io/Files.h"
 
 #include "openmm/OpenMMException.h"
 
@@ -72,17 +72,17 @@ int BoltzmannGeneratorProposal::addChiralCenter(int a, int b, int c, int d) {
 // function before OpenMM 8.0 (Debian's 7.7), so these const getters cannot call it there.
 long long BoltzmannGeneratorProposal::getNumProposed(const Context& context) const {
     return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
-        .getKernel().getNumProposed();
+        .getNumProposed();
 }
 
 long long BoltzmannGeneratorProposal::getNumAccepted(const Context& context) const {
     return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
-        .getKernel().getNumAccepted();
+        .getNumAccepted();
 }
 
 double BoltzmannGeneratorProposal::getLastLogAcceptanceRatio(const Context& context) const {
     return dynamic_cast<const BoltzmannGeneratorProposalImpl&>(getImplInContext(context))
-        .getKernel().getLastLogAcceptanceRatio();
+        .getLastLogAcceptanceRatio();
 }
 
 ForceImpl* BoltzmannGeneratorProposal::createImpl() const { return new BoltzmannGeneratorProposalImpl(*this); }

@@ -1,7 +1,9 @@
 #include "ReplicaExchange.h"
 
 #include "BoltzmannGeneratorProposal.h"
-#include "openmmbg/DcdWriter.h"
+#include "OpenMMBGUnits.h"
+#include "openmmbg/io/DcdWriter.h"
+#include "openmmbg/io/Files.h"
 
 #include "openmm/LangevinMiddleIntegrator.h"
 #include "openmm/OpenMMException.h"
@@ -22,12 +24,8 @@ using namespace OpenMM;
 
 namespace OpenMMBG {
 
-double ReplicaExchange::testingLogRatioScale = 1.0;
-
 namespace {
 
-// Boltzmann's constant in kJ/mol/K (CODATA 2018, as OpenMM's BOLTZ).
-const double BOLTZMANN = 1.380649e-23 * 6.02214076e23 / 1000.0;
 const char CHECKPOINT_MAGIC[] = "OPENMMBG-REMD";
 const int32_t CHECKPOINT_VERSION = 1;
 
@@ -56,19 +54,14 @@ std::string readString(std::istream& in) {
     return s;
 }
 
-// Writes `bytes` to `path` through a temporary file and a rename, so a kill leaves the old or the
-// new file, never a partial one.
+// Writes `bytes` atomically (the flow library's writeFileAtomically: a kill leaves the old or the
+// new file, never a partial one), as an OpenMMException on failure.
 void writeAtomically(const std::string& path, const std::string& bytes) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), std::streamsize(bytes.size()));
-        out.flush();
-        if (!out)
-            fail("cannot write '" + tmp + "'");
+    try {
+        writeFileAtomically(path, bytes);
+    } catch (const std::exception& e) {
+        fail(e.what());
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        fail("cannot rename '" + tmp + "' to '" + path + "'");
 }
 
 }  // namespace
@@ -285,7 +278,7 @@ void ReplicaExchange::attemptSwaps() {
     for (int p = int(numExchanges % 2); p + 1 < getNumReplicas(); p += 2) {
         const int i = p, j = p + 1;
         const double betaI = 1.0 / (BOLTZMANN * T[i]), betaJ = 1.0 / (BOLTZMANN * T[j]);
-        const double logRatio = testingLogRatioScale * (betaI - betaJ) * (energies[i] - energies[j]);
+        const double logRatio = swapLogRatio(betaI, betaJ, energies[i], energies[j]);
         swapsAttempted[p]++;
         if (!(logRatio >= 0 || uniform(random) < std::exp(logRatio)))
             continue;

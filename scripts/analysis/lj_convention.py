@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which energy convention do the DW4 and LJ13 data sets in ../shared/data/efm follow?
 
-The LJ formula of eacf-reference.md is
+The LJ formula of the E-ACF paper (docs/eacf-mapping.md#target-energies) is
 
     U(x) = pairFactor * eps/tau * sum_{i != j} [(rm/d_ij)^12 - 2 (rm/d_ij)^6] + 0.5 sum_i |x_i - xbar|^2
 

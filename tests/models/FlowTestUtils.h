@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the flow-library tests: small float64 configurations with random
 // (non-identity) parameters, autograd Jacobians and random symmetry transformations.
-#include "openmmbg/AugmentedCouplingFlow.h"
+#include "openmmbg/eacf/AugmentedCouplingFlow.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,6 +1,6 @@
 // Reading .npy files: float32 and float64, format versions 1 and 2, particle-major flattening,
 // centring, and clear errors for bad files.
-#include "openmmbg/DataIO.h"
+#include "openmmbg/io/DataIO.h"
 
 #include <gtest/gtest.h>
 

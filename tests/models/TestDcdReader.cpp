@@ -1,7 +1,7 @@
 // Reading DCD files: files written byte by byte in the layout of OpenMM's DCDFile (with and without
 // unit cells) read back exactly (float32 angstrom -> nm), particle subsets and frame ranges, and
 // clear errors for bad, truncated and mismatched files.
-#include "openmmbg/DcdReader.h"
+#include "openmmbg/io/DcdReader.h"
 
 #include <gtest/gtest.h>
 
@@ -208,7 +208,7 @@ TEST(DcdReader, BadSelectionsAreClearErrors) {
 }
 
 // ---- DcdWriter ----
-#include "openmmbg/DcdWriter.h"
+#include "openmmbg/io/DcdWriter.h"
 
 namespace {
 

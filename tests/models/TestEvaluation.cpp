@@ -2,7 +2,8 @@
 // of a flow whose density equals the target's (ESS = 1 exactly) or differs from it (ESS < 1, and
 // the analytic value for a Gaussian pair).
 #include "FlowTestUtils.h"
-#include "openmmbg/Evaluation.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/evaluation/Evaluation.h"
 
 #include <cmath>
 #include <cstdio>
@@ -53,13 +54,14 @@ TEST(EffectiveSampleSize, PerfectFlowHasUnitEss) {
     FlowConfig c = smallConfig(3, "spherical", 1, 4);
     c.identityInit = true;
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     GaussianTarget target(4, 3, 1.0);
     auto gen = generator(1);
-    auto [rev, lw] = reverseEss(flow, target, 500, gen, 128);
+    auto [rev, lw] = reverseEss(model, target, 500, gen, 128);
     EXPECT_NEAR(rev, 1.0, 1e-9);
     EXPECT_LT((lw - lw[0]).abs().max().item<double>(), 1e-9);
     torch::Tensor data = CentreOfMassFreeGaussian::sample(300, 4, 3, gen, torch::kFloat64);
-    auto [fwd, lwf] = forwardEss(flow, target, data, gen, 128);
+    auto [fwd, lwf] = forwardEss(model, target, data, gen, 128);
     EXPECT_NEAR(fwd, 1.0, 1e-9);
 }
 
@@ -71,10 +73,11 @@ TEST(EffectiveSampleSize, MismatchedGaussianMatchesTheory) {
     c.identityInit = true;
     c.numLayers = 1;
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     const double s = 1.1;
     GaussianTarget target(3, 3, s);
     auto gen = generator(2);
-    auto [rev, lw] = reverseEss(flow, target, 8000, gen, 2000);
+    auto [rev, lw] = reverseEss(model, target, 8000, gen, 2000);
     const double k = 6.0;
     // E_q[(p/q)^2] for normalised p, q = prod over dims of s^-2 / sqrt(2/s^2 - 1).
     const double second = std::pow(1.0 / (s * s * std::sqrt(2.0 / (s * s) - 1.0)), k);
@@ -89,10 +92,11 @@ TEST(EffectiveSampleSize, EvaluateFlowGivesLogZAndTheNllFloor) {
     FlowConfig c = smallConfig(3, "spherical", 1, 4);
     c.identityInit = true;
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     GaussianTarget target(4, 3, 1.0);
     auto gen = generator(3);
     torch::Tensor data = CentreOfMassFreeGaussian::sample(2000, 4, 3, gen, torch::kFloat64);
-    EvaluationResult r = evaluateFlow(flow, target, data, 4, 500, 1);
+    EvaluationResult r = evaluateFlow(model, target, data, 4, 500, 1);
     const double k = 9.0;
     EXPECT_NEAR(r.logZ, 0.5 * k * std::log(2 * M_PI), 1e-9);
     EXPECT_NEAR(r.nllFloor, r.nll, 1e-9) << "for the perfect flow the NLL is its own floor on the same points";
@@ -108,9 +112,10 @@ TEST(AisEffectiveSampleSize, WithoutIntermediateDistributionsItIsTheReverseEss) 
     FlowConfig c = smallConfig(3, "vector", 1, 3);
     c.identityInit = true;
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     auto target = std::make_shared<GaussianTarget>(3, 3, 1.2);
     auto gen = generator(4);
-    auto [rev, lwRev] = reverseEss(flow, *target, 300, gen, 100);
+    auto [rev, lwRev] = reverseEss(model, *target, 300, gen, 100);
     AisOptions o;
     o.alpha = 1.0;
     o.numIntermediate = 0;
@@ -135,10 +140,11 @@ TEST(AisEffectiveSampleSize, TransitionsRaiseTheEssOfAMismatchedFlow) {
     c.numLayers = 1;
     c.augScale = 0.6;
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     const double s = 0.6;
     auto target = std::make_shared<GaussianTarget>(3, 3, s);
     auto gen = generator(5);
-    const double rev = reverseEss(flow, *target, 600, gen, 200).first;
+    const double rev = reverseEss(model, *target, 600, gen, 200).first;
     const double theory = 1.0 / std::pow(1.0 / (s * s * std::sqrt(2.0 / (s * s) - 1.0)), 6.0);
     EXPECT_NEAR(rev, theory, 0.06);
     AisOptions o;

@@ -3,9 +3,10 @@
 // replay buffer's re-weighting and weighted sampling without replacement, exact resumption, and a
 // short DW4 run that must improve the flow.
 #include "FlowTestUtils.h"
-#include "openmmbg/BuiltinTargets.h"
-#include "openmmbg/EnergyTraining.h"
-#include "openmmbg/Evaluation.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/targets/BuiltinTargets.h"
+#include "openmmbg/training/EnergyTraining.h"
+#include "openmmbg/evaluation/Evaluation.h"
 
 #include <cmath>
 #include <filesystem>
@@ -425,9 +426,10 @@ TEST(EnergyTrainer, ShortDw4RunImprovesTheFlow) {
         c.validate();
         auto target = std::make_shared<DoubleWellTarget>();
         AugmentedCouplingFlow flow(c);
+        AugmentedCouplingFlowModel model(flow);
         auto meanLogW = [&]() {
             auto gen = generator(17);
-            torch::Tensor lw = reverseEss(flow, *target, 2000, gen).second;
+            torch::Tensor lw = reverseEss(model, *target, 2000, gen).second;
             return lw.masked_select(torch::isfinite(lw)).mean().item<double>();
         };
         const double before = meanLogW();

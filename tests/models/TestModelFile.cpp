@@ -2,7 +2,7 @@
 // clear error (never a crash) for every kind of bad file.
 #include "FlowTestUtils.h"
 #include "openmmbg/FlowModel.h"
-#include "openmmbg/ModelFile.h"
+#include "openmmbg/io/ModelFile.h"
 
 #include <nlohmann/json.hpp>
 
@@ -191,7 +191,8 @@ TEST(FlowModel, TorchFreeInterfaceRoundTrip) {
                     "identity_init": false})");
     EXPECT_EQ(m.getNumParticles(), 4);
     EXPECT_EQ(m.getDim(), 2);
-    EXPECT_EQ(m.getNumAug(), 1);
+    EXPECT_EQ(m.getFamily(), "eacf");
+    EXPECT_EQ(m.getAuxiliaryShape(), (std::vector<long long>{4, 1, 2}));
     std::vector<double> s = m.sample(3, 7);
     ASSERT_EQ(s.size(), size_t(3 * 8 + 3 * 8 + 3));
     std::vector<double> x(s.begin(), s.begin() + 24), a(s.begin() + 24, s.begin() + 48), logq(s.begin() + 48, s.end());

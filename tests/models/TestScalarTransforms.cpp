@@ -1,7 +1,7 @@
 // Rational-quadratic splines (ordinary and circular) and the affine transform: identity at zero
 // parameters, monotonicity, boundary behaviour, inverse round trip and log-derivatives.
 #include "FlowTestUtils.h"
-#include "openmmbg/ScalarTransforms.h"
+#include "openmmbg/transforms/ScalarTransforms.h"
 
 #include <cmath>
 

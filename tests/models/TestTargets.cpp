@@ -1,8 +1,8 @@
 // The built-in targets (DW4, LJ13, LJ55): energies against plain double loops over the formulas of
-// eacf-reference.md, hand-computed cases, forces against finite differences, symmetries, batching,
+// docs/eacf-mapping.md#target-energies, hand-computed cases, forces against finite differences, symmetries, batching,
 // float32 and the factory's errors.
 #include "FlowTestUtils.h"
-#include "openmmbg/BuiltinTargets.h"
+#include "openmmbg/targets/BuiltinTargets.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -1,8 +1,11 @@
 // Maximum-likelihood training: the warmup-cosine schedule, the gradient guard (skip, clip, never
 // skip while the window fills), per-sample masking, and a short run that must lower the NLL.
 #include "FlowTestUtils.h"
-#include "openmmbg/ModelFile.h"
-#include "openmmbg/Training.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/evaluation/Evaluation.h"
+#include "openmmbg/io/ModelFile.h"
+#include "openmmbg/io/TensorArchive.h"
+#include "openmmbg/training/Training.h"
 
 #include <nlohmann/json.hpp>
 
@@ -65,8 +68,9 @@ TEST(MaximumLikelihoodTrainer, ShortRunLowersTheValidationNll) {
     torch::Tensor data = 0.3 * torch::randn({512, 3, 2}, gen, torch::kFloat64);
     torch::Tensor valid = 0.3 * torch::randn({256, 3, 2}, gen, torch::kFloat64);
     AugmentedCouplingFlow flow(c);
+    AugmentedCouplingFlowModel model(flow);
     torch::Generator g0 = generator(2);
-    const double before = marginalNll(flow, valid - valid.mean(1, true), 4, g0).first;
+    const double before = marginalNll(model, valid - valid.mean(1, true), 4, g0).first;
     MaximumLikelihoodOptions o;
     o.epochs = 6;
     o.batchSize = 32;
@@ -81,7 +85,7 @@ TEST(MaximumLikelihoodTrainer, ShortRunLowersTheValidationNll) {
     EXPECT_TRUE(std::isnan(reports[0].validationNll));
     EXPECT_FALSE(std::isnan(reports[2].validationNll));
     torch::Generator g1 = generator(2);
-    const double after = marginalNll(flow, valid - valid.mean(1, true), 4, g1).first;
+    const double after = marginalNll(model, valid - valid.mean(1, true), 4, g1).first;
     // The 2-D data at scale 0.3 has 4 effective dims: the base puts ~1.2 nats per dim too much; the
     // trained flow must recover at least 1 nat in total (the ideal gain is about 4.8 nats).
     EXPECT_LT(after, before - 1.0) << "before " << before << ", after " << after;
@@ -172,6 +176,40 @@ TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
     AugmentedCouplingFlow f(c);
     EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
     std::filesystem::remove_all(dir);
+}
+
+TEST(MaximumLikelihoodTrainer, CheckpointsFromBeforeTheFamilyKeyResume) {
+    // Checkpoints written before configurations had a "family" key hold a run signature whose
+    // configuration lacks it: they are E-ACF runs and must resume, while any real difference is
+    // still refused.
+    FlowConfig c = smallConfig(2, "spherical", 1, 3);
+    auto gen = generator(6);
+    torch::Tensor data = torch::randn({48, 3, 2}, gen, torch::kFloat64);
+    torch::Tensor valid = torch::randn({16, 3, 2}, gen, torch::kFloat64);
+    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_old_signature.checkpoint").string();
+    std::filesystem::remove(path);
+    MaximumLikelihoodOptions first = resumeOptions(path);
+    first.stopAfterEpoch = 2;
+    AugmentedCouplingFlow interrupted(c);
+    MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
+    // Rewrite the checkpoint as an older build wrote it: the same signature without "family".
+    TensorArchive archive = deserializeArchive(readFileBytes(path), path, "checkpoint");
+    nlohmann::json signature = nlohmann::json::parse(archive.metadata.at("signature"));
+    ASSERT_EQ(signature["config"].value("family", ""), "eacf");
+    signature["config"].erase("family");
+    archive.metadata["signature"] = signature.dump();
+    archive.metadata.erase("checksum");
+    writeFileAtomically(path, serializeArchive(archive));
+    AugmentedCouplingFlow resumed(c);
+    std::vector<bool> restored;
+    auto reports = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(path))
+                       .run([&](const EpochReport& r) { restored.push_back(r.resumed); });
+    EXPECT_EQ(restored, (std::vector<bool>{true, true, false, false}));
+    MaximumLikelihoodOptions other = resumeOptions(path);
+    other.seed = 7;
+    AugmentedCouplingFlow f(c);
+    EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
+    std::filesystem::remove(path);
 }
 
 TEST(FlowFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {

@@ -5,7 +5,7 @@
 //
 // Prints {"shape": [...], "values": [...]} (nm, 17 significant digits), or with --header the
 // header fields. On an error it prints the message to stderr and exits with status 1.
-#include "openmmbg/DcdReader.h"
+#include "openmmbg/io/DcdReader.h"
 
 #include <cstdio>
 #include <cstring>

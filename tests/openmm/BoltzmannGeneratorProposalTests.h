@@ -5,7 +5,9 @@
 // Each platform's runner (Test<Platform>BoltzmannGeneratorProposal.cpp) defines testPlatform()
 // and testProperties() and may add tests of its own, e.g. expectSameDecisionsAsReference().
 #include "BoltzmannGeneratorProposal.h"
+#include "OpenMMBGUnits.h"
 #include "CommonBGKernels.h"
+#include "internal/BoltzmannGeneratorProposalImpl.h"
 #include "openmmbg/FlowModel.h"
 
 #include "openmm/Context.h"
@@ -44,9 +46,9 @@ std::map<std::string, std::string> testProperties();
  */
 inline Platform& registerKernelsForComparison(const std::string& name, KernelFactory* factory) {
     Platform& platform = Platform::getPlatformByName(name);
-    platform.registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), factory);
+    platform.registerKernelFactory(MoveModelledParticlesKernel::Name(), factory);
     Platform::getPlatformByName("Reference")
-        .registerKernelFactory(CalcBoltzmannGeneratorProposalKernel::Name(), new CommonBGKernelFactory());
+        .registerKernelFactory(MoveModelledParticlesKernel::Name(), new CommonBGKernelFactory());
     return platform;
 }
 
@@ -58,7 +60,49 @@ inline std::map<std::string, std::string> precisionFromEnvironment() {
 
 namespace {
 
-const double BOLTZ = 1.380649e-23 * 6.02214076e23 / 1000.0;
+const double BOLTZ = BOLTZMANN;
+
+// The test seam of the move (BoltzmannGeneratorProposalImpl::evaluateLogAcceptanceRatio): an Impl
+// that drops one term of log alpha (1 the energy, 2 log q, 3 log pi), which exactness tests must
+// detect, or that fails at its `failAt`-th evaluation (with that trial in the Context), as a
+// failing energy evaluation would.
+class ImplUnderTest : public BoltzmannGeneratorProposalImpl {
+public:
+    ImplUnderTest(const BoltzmannGeneratorProposal& owner, int droppedTerm, int failAt)
+        : BoltzmannGeneratorProposalImpl(owner), droppedTerm(droppedTerm), failAt(failAt) {}
+
+protected:
+    double evaluateLogAcceptanceRatio(const ExtendedState& current, const ExtendedState& trial, double kT) override {
+        if (++calls == failAt)
+            throw std::runtime_error("testing: failure injected at proposal " + std::to_string(calls));
+        ExtendedState c = current, t = trial;
+        for (ExtendedState* s : {&c, &t}) {
+            if (droppedTerm == 1)
+                s->energy = 0;
+            if (droppedTerm == 2)
+                s->logQ = 0;
+            if (droppedTerm == 3)
+                s->logAuxiliaryTarget = 0;
+        }
+        return logAcceptanceRatio(c, t, kT);
+    }
+
+private:
+    int droppedTerm, failAt, calls = 0;
+};
+
+/** A BoltzmannGeneratorProposal whose Context uses ImplUnderTest. */
+class ProposalUnderTest : public BoltzmannGeneratorProposal {
+public:
+    ProposalUnderTest(const std::string& modelFile, int droppedTerm, int failAt)
+        : BoltzmannGeneratorProposal(modelFile), droppedTerm(droppedTerm), failAt(failAt) {}
+
+protected:
+    OpenMM::ForceImpl* createImpl() const override { return new ImplUnderTest(*this, droppedTerm, failAt); }
+
+private:
+    int droppedTerm, failAt;
+};
 
 // Positions of a single-precision Context are rounded to float; mixed keeps a correction term but
 // is tested with the same loose tolerance.
@@ -132,9 +176,9 @@ std::pair<double, double> sampleSpreadStatistics(Integrator& integrator, Context
 // Mean and batch-means standard error of sum_i |x_i - centroid|^2 sampled by proposals alone.
 std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     const double T = 300.0, kT = BOLTZ * T, k = 2.0 * kT;  // exact spread: 3 (N - 1) kT / k = 4.5
-    CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = droppedTerm;
     System* system = wellSystem(k);
-    BoltzmannGeneratorProposal* move = new BoltzmannGeneratorProposal(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"));
+    BoltzmannGeneratorProposal* move =
+        new ProposalUnderTest(modelFile("exact", R"(, "identity_init": false, "random_init_scale": 0.1)"), droppedTerm, 0);
     move->setFrequency(1);
     move->setNumProposals(4);
     move->setTemperature(T);
@@ -144,7 +188,6 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     Context context(*system, integrator, testPlatform(), testProperties());
     context.setPositions(startPositions());
     auto statistics = sampleSpreadStatistics(integrator, context, 20, steps / 20, 1);
-    CommonCalcBoltzmannGeneratorProposalKernel::testingDroppedTerm = 0;
     EXPECT_GT(move->getNumAccepted(context), 30) << "too few accepted proposals to test anything";
     delete system;
     return statistics;
@@ -284,7 +327,7 @@ TEST(BoltzmannGeneratorProposal, AFailedAttemptLeavesTheStateAsItWas) {
     System* system = new System();
     for (int i = 0; i < 4; i++)
         system->addParticle(12.0);
-    auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
+    auto* move = new ProposalUnderTest(modelFile("identity", R"(, "identity_init": true)"), 0, 3);
     move->setFrequency(1);
     move->setNumProposals(4);
     move->setRandomNumberSeed(11);
@@ -294,14 +337,12 @@ TEST(BoltzmannGeneratorProposal, AFailedAttemptLeavesTheStateAsItWas) {
     context.setPositions(startPositions());
     context.setVelocities({Vec3(0.3, -0.2, 0.1), Vec3(-0.1, 0.4, 0), Vec3(0.2, 0.1, -0.3), Vec3(0, -0.2, 0.2)});
     const State before = context.getState(State::Positions | State::Velocities);
-    CommonCalcBoltzmannGeneratorProposalKernel::testingFailAfterProposals = 3;
     try {
         integrator.step(1);
         ADD_FAILURE() << "the injected failure did not surface";
     } catch (const OpenMMException& e) {
         EXPECT_NE(std::string(e.what()).find("state restored"), std::string::npos) << e.what();
     }
-    CommonCalcBoltzmannGeneratorProposalKernel::testingFailAfterProposals = 0;
     EXPECT_GT(move->getNumAccepted(context), 0) << "nothing was accepted before the failure: velocities untested";
     const State after = context.getState(State::Positions | State::Velocities);
     for (int i = 0; i < 4; i++)
@@ -310,7 +351,8 @@ TEST(BoltzmannGeneratorProposal, AFailedAttemptLeavesTheStateAsItWas) {
             EXPECT_EQ(after.getVelocities()[i][d], before.getVelocities()[i][d]) << "particle " << i;
         }
     integrator.step(1);
-    EXPECT_EQ(move->getNumProposed(context), 3 + 4);
+    // The failed proposal is not counted: two before it, then a whole attempt of four.
+    EXPECT_EQ(move->getNumProposed(context), 2 + 4);
     delete system;
 }
 

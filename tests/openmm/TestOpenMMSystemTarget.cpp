@@ -115,14 +115,14 @@ void expectOpenMMError(const std::function<void()>& f, const std::string& fragme
     }
 }
 
-double kT() { return OpenMMSystemTarget::BOLTZMANN * TEMPERATURE; }
+double kT() { return BOLTZMANN * TEMPERATURE; }
 
 }  // namespace
 
 TEST(OpenMMSystemTarget, BoltzmannConstantIsOpenMMs) {
-    EXPECT_NEAR(OpenMMSystemTarget::BOLTZMANN, 8.314462618e-3, 1e-12);
+    EXPECT_NEAR(BOLTZMANN, 8.314462618e-3, 1e-12);
     OpenMMSystemTarget target(makeSystem(), TEMPERATURE, {}, {}, "Reference", 1);
-    EXPECT_DOUBLE_EQ(target.getKT(), OpenMMSystemTarget::BOLTZMANN * TEMPERATURE);
+    EXPECT_DOUBLE_EQ(target.getKT(), BOLTZMANN * TEMPERATURE);
     EXPECT_EQ(target.getNumParticles(), NUM_PARTICLES);
     EXPECT_EQ(target.getSystemNumParticles(), NUM_PARTICLES);
     EXPECT_EQ(target.getPlatformName(), "Reference");

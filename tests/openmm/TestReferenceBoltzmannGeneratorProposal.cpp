@@ -16,7 +16,7 @@ std::map<std::string, std::string> testProperties() { return {}; }
 TEST(BoltzmannGeneratorProposal, CpuPlatformUsesTheSameKernel) {
     testPlatform();
     Platform& cpu = Platform::getPlatformByName("CPU");
-    ASSERT_TRUE(cpu.supportsKernels({CalcBoltzmannGeneratorProposalKernel::Name()}));
+    ASSERT_TRUE(cpu.supportsKernels({MoveModelledParticlesKernel::Name()}));
     System* system = freeSystem();
     auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
     move->setFrequency(2);

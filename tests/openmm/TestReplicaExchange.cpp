@@ -5,7 +5,8 @@
 #include "ReplicaExchange.h"
 
 #include "BoltzmannGeneratorProposal.h"
-#include "openmmbg/DcdReader.h"
+#include "OpenMMBGUnits.h"
+#include "openmmbg/io/DcdReader.h"
 #include "openmmbg/FlowModel.h"
 
 #include "openmm/CustomExternalForce.h"
@@ -29,7 +30,7 @@ using namespace OpenMMBG;
 
 namespace {
 
-const double BOLTZ = 1.380649e-23 * 6.02214076e23 / 1000.0;
+const double BOLTZ = BOLTZMANN;
 const double T0 = 300.0, KT0 = BOLTZ * T0;
 // U = A (x^2 - 1)^2 + B x + K/2 (y^2 + z^2): wells at x = -1 (deeper) and x = +1, barrier A = 8 kT0.
 const double A = 8 * KT0, B = 0.5 * KT0, K = 10 * KT0;
@@ -104,10 +105,25 @@ struct ColdStatistics {
     double swapAcceptance;
 };
 
+// The test seam of the exchange criterion: a multiplier on its log ratio (1 is correct).
+class ScaledReplicaExchange : public ReplicaExchange {
+public:
+    ScaledReplicaExchange(const System& system, const std::vector<Vec3>& positions, const ReplicaExchangeOptions& options,
+                          double logRatioScale)
+        : ReplicaExchange(system, positions, options), logRatioScale(logRatioScale) {}
+
+protected:
+    double swapLogRatio(double betaI, double betaJ, double energyI, double energyJ) const override {
+        return logRatioScale * ReplicaExchange::swapLogRatio(betaI, betaJ, energyI, energyJ);
+    }
+
+private:
+    double logRatioScale;
+};
+
 ColdStatistics sampleColdReplica(double logRatioScale, const std::string& name) {
-    ReplicaExchange::testingLogRatioScale = logRatioScale;
     System* system = doubleWell();
-    ReplicaExchange remd(*system, {Vec3(-1, 0, 0)}, ladderOptions(freshDirectory(name)));
+    ScaledReplicaExchange remd(*system, {Vec3(-1, 0, 0)}, ladderOptions(freshDirectory(name)), logRatioScale);
     remd.run(200);  // equilibration
     std::vector<double> right, energy;
     for (int k = 0; k < 12000; k++) {
@@ -115,7 +131,6 @@ ColdStatistics sampleColdReplica(double logRatioScale, const std::string& name) 
         right.push_back(remd.getContext(0).getState(State::Positions).getPositions()[0][0] > 0 ? 1.0 : 0.0);
         energy.push_back(remd.getPotentialEnergy(0));
     }
-    ReplicaExchange::testingLogRatioScale = 1.0;
     delete system;
     return {batchMeans(right, 20), batchMeans(energy, 20),
             double(remd.getNumSwapsAccepted(0)) / double(remd.getNumSwapsAttempted(0))};

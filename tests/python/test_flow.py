@@ -181,6 +181,15 @@ def test_non_contiguous_inputs_are_accepted(rng):
 # ---- Configuration ----
 
 
+def test_family_picks_the_model_and_unknown_families_are_refused():
+    flow = openmmbg.Flow(dict(DEFAULT, family="eacf"))
+    assert flow.family == "eacf" and "family='eacf'" in repr(flow)
+    with pytest.raises(ValueError, match='unknown family "glow"'):
+        openmmbg.Flow(dict(DEFAULT, family="glow"))
+    with pytest.raises(ValueError, match="family"):
+        openmmbg.Flow(dict(DEFAULT, family=1))
+
+
 def test_config_defaults_are_filled():
     flow = openmmbg.Flow(DEFAULT)
     config = flow.config
@@ -193,6 +202,7 @@ def test_config_defaults_are_filled():
     assert config["temperature"] == pytest.approx(120.27)
     assert config["atom_types"] == [0, 0, 0, 0]
     assert (flow.num_particles, flow.dim, flow.num_aug) == (4, 2, 1)
+    assert config["family"] == "eacf" and flow.family == "eacf"
     # config is a fresh dict each time: changing it does not change the model.
     config["num_layers"] = 1
     assert flow.config["num_layers"] == 12

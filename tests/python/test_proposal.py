@@ -97,7 +97,7 @@ def test_plugins_loaded_by_import_serve_every_cpu_platform(model, platform_name)
     # `import openmmbg` loads build/plugins after OpenMM's own plugins: the Reference plugin covers
     # the CPU platform and the OpenCL plugin registers on OpenCL (PoCL on CI).
     platform = mm.Platform.getPlatformByName(platform_name)
-    assert platform.supportsKernels(["CalcBoltzmannGeneratorProposal"])
+    assert platform.supportsKernels(["MoveModelledParticles"])
     top, system = three_argon()
     move = openmmbg.BoltzmannGeneratorProposal(model)
     move.setFrequency(2)

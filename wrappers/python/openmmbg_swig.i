@@ -6,12 +6,14 @@
 //     made with np.ascontiguousarray(..., dtype=np.float64)), read through the buffer protocol;
 //   - `std::vector<double>` results come back as `bytes` of native float64 values (np.frombuffer);
 //   - toPyBytes() (for toBytes()) returns Python `bytes`; fromBytes() takes any bytes-like object;
-//   - C++ exceptions become one Python exception: std::invalid_argument -> ValueError, file
-//     access errors -> OSError, std::bad_alloc -> MemoryError, anything else -> RuntimeError.
+//   - C++ exceptions become one Python exception, by type (openmmbg/Errors.h):
+//     std::invalid_argument -> ValueError, FileAccessError -> OSError, std::bad_alloc -> MemoryError,
+//     anything else -> RuntimeError.
 %module(package="openmmbg") openmmbg_swig
 
 %{
 #define SWIG_FILE_WITH_INIT
+#include "openmmbg/Errors.h"
 #include "openmmbg/FlowModel.h"
 
 #include <cstdint>
@@ -22,14 +24,6 @@
 #include <vector>
 
 namespace {
-
-// Messages of ModelFile.cpp for a file that cannot be opened, read, written or renamed.
-bool isFileAccessError(const char* message) {
-    for (const char* prefix : {"cannot open '", "error reading '", "error writing '", "cannot rename '"})
-        if (std::strncmp(message, prefix, std::strlen(prefix)) == 0)
-            return true;
-    return false;
-}
 
 // True if a buffer format string describes one native float64 ("d", "@d", "=d", or "<d" on a
 // little-endian host).
@@ -94,11 +88,14 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
     } catch (const std::invalid_argument& e) {
         PyErr_SetString(PyExc_ValueError, e.what());
         SWIG_fail;
+    } catch (const OpenMMBG::FileAccessError& e) {
+        PyErr_SetString(PyExc_OSError, e.what());
+        SWIG_fail;
     } catch (const std::bad_alloc&) {
         PyErr_NoMemory();
         SWIG_fail;
     } catch (const std::exception& e) {
-        PyErr_SetString(isFileAccessError(e.what()) ? PyExc_OSError : PyExc_RuntimeError, e.what());
+        PyErr_SetString(PyExc_RuntimeError, e.what());
         SWIG_fail;
     } catch (...) {
         PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in openmmbg");
@@ -136,9 +133,18 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
     $1 = PyObject_CheckBuffer($input) ? 1 : 0;
 }
 
-// The implementation pointer holds LibTorch types: not for Python.
-%ignore OpenMMBG::FlowModel::Impl;
-%ignore OpenMMBG::FlowModel::impl;
+// ---- Shapes out: a tuple of ints. ----
+%typemap(out) std::vector<long long> {
+    const std::vector<long long>& values = $1;
+    $result = PyTuple_New(Py_ssize_t(values.size()));
+    if (!$result)
+        SWIG_fail;
+    for (size_t i = 0; i < values.size(); i++)
+        PyTuple_SET_ITEM($result, Py_ssize_t(i), PyLong_FromLongLong(values[i]));
+}
+
+// The Model behind FlowModel holds LibTorch types: not for Python.
+%ignore OpenMMBG::FlowModel::model;
 // toBytes() would return str: Python uses toPyBytes() below, which returns bytes.
 %ignore OpenMMBG::FlowModel::toBytes;
 
@@ -153,7 +159,7 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
 %include "openmmbg/FlowModel.h"
 
 %{
-#include "openmmbg/DcdReader.h"
+#include "openmmbg/io/DcdReader.h"
 %}
 
 %inline %{

@@ -1,15 +1,18 @@
 #pragma once
 /**
- * A trained or untrained flow behind a small, LibTorch-free interface: what the Python bindings,
- * the command-line tool and the OpenMM plugin use. Arrays are flat, row-major float64:
- * x is [n, N, D], a is [n, N, A, D], log-densities are [n]. Lengths are in the model's length
- * unit (config "length_unit", nm by default).
+ * A trained or untrained model of any family behind a small, LibTorch-free interface: what the
+ * Python bindings use. Arrays are flat, row-major float64: x is [n, N, D], the auxiliary variables
+ * a are [n, getAuxiliaryShape()...] ([n, N, A, D] for E-ACF, empty for families without them),
+ * log-densities are [n]. Lengths are in the model's length unit (config "length_unit", nm by
+ * default). Library code that can use LibTorch works with the Model behind it (model()).
  */
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace OpenMMBG {
+
+class Model;
 
 class FlowModel {
 public:
@@ -25,9 +28,12 @@ public:
     std::string toBytes() const;
     /** The full configuration as JSON. */
     std::string getConfigJson() const;
+    /** The model family ("eacf", ...). */
+    std::string getFamily() const;
     int getNumParticles() const;
     int getDim() const;
-    int getNumAug() const;
+    /** The shape of one configuration's auxiliary variables ([N, A, D] for E-ACF; [0] when there are none). */
+    std::vector<long long> getAuxiliaryShape() const;
     /**
      * Move the flow to a LibTorch device: "cpu" (the default) or "cuda:N" (needs a CUDA LibTorch
      * loaded in the process, as the CUDA plugin does). Sampling and densities then run there; the
@@ -79,11 +85,11 @@ public:
     std::string evaluate(const std::string& target, const std::vector<double>& test, int numAugSamples,
                          long long numEssSamples, long long seed) const;
 
-    struct Impl;
-    /** The implementation (LibTorch types); for library code only. */
-    Impl& impl() const { return *impl_; }
+    /** The model behind this interface (LibTorch types: see Model.h). */
+    std::shared_ptr<Model> model() const;
 
 private:
+    struct Impl;
     FlowModel() = default;
     std::shared_ptr<Impl> impl_;
 };

@@ -1,11 +1,11 @@
 #pragma once
 /**
- * The LibTorch side of OpenMMSystemTarget: an OpenMMBG::Target (models/include/openmmbg/Target.h)
+ * The LibTorch side of OpenMMSystemTarget: an OpenMMBG::Target (models/include/openmmbg/targets/Target.h)
  * whose reduced energies U(x)/kT are differentiable, so a flow can be trained against an OpenMM
  * System. Internal header: it includes LibTorch.
  */
 #include "OpenMMSystemTarget.h"
-#include "openmmbg/Target.h"
+#include "openmmbg/targets/Target.h"
 
 #include <memory>
 #include <string>

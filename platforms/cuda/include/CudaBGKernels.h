@@ -1,6 +1,6 @@
 #pragma once
 /**
- * CUDA platform kernels of the openmm-bg plugin: the common proposal kernel with the flow on the
+ * CUDA platform kernel of the openmm-bg plugin: the MoveModelledParticlesKernel with the flow on the
  * Context's GPU (LibTorch device cuda:<DeviceIndex>) and the modelled particles kept on the GPU.
  *
  * OpenMM's CUDA platform runs in a CUDA context of its own; LibTorch uses the device's primary
@@ -23,20 +23,17 @@ class CudaContext;
 
 namespace OpenMMBG {
 
-class CudaCalcBoltzmannGeneratorProposalKernel : public CommonCalcBoltzmannGeneratorProposalKernel {
+class CudaMoveModelledParticlesKernel : public CommonMoveModelledParticlesKernel {
 public:
     /** @param cu the CUDA context of the Context's first device, where the flow runs too */
-    CudaCalcBoltzmannGeneratorProposalKernel(const std::string& name, const OpenMM::Platform& platform,
-                                             OpenMM::CudaContext& cu);
-    ~CudaCalcBoltzmannGeneratorProposalKernel() override;
-
-protected:
-    std::string getFlowDevice() const override;
-    void runOnFlowDevice(const std::function<void()>& work) override;
-    at::Tensor getModelledPositions(OpenMM::ContextImpl& context) override;
-    void setModelledPositions(OpenMM::ContextImpl& context, const at::Tensor& positions) override;
-    at::Tensor getModelledVelocities(OpenMM::ContextImpl& context) override;
-    void setModelledVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities) override;
+    CudaMoveModelledParticlesKernel(const std::string& name, const OpenMM::Platform& platform, OpenMM::CudaContext& cu);
+    ~CudaMoveModelledParticlesKernel() override;
+    std::string getDevice() const override;
+    void runOnDevice(const std::function<void()>& work) override;
+    at::Tensor getPositions(OpenMM::ContextImpl& context) override;
+    void setPositions(OpenMM::ContextImpl& context, const at::Tensor& positions) override;
+    at::Tensor getVelocities(OpenMM::ContextImpl& context) override;
+    void setVelocities(OpenMM::ContextImpl& context, const at::Tensor& velocities) override;
 
 private:
     /** Waits for OpenMM's queued work on the device (before LibTorch reads its arrays). */
@@ -57,7 +54,7 @@ private:
     at::Tensor slotsOnDevice;
 };
 
-/** Creates CudaCalcBoltzmannGeneratorProposalKernel for Contexts on the CUDA platform. */
+/** Creates CudaMoveModelledParticlesKernel for Contexts on the CUDA platform. */
 class CudaBGKernelFactory : public OpenMM::KernelFactory {
 public:
     OpenMM::KernelImpl* createKernelImpl(std::string name, const OpenMM::Platform& platform,

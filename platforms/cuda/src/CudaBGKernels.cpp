@@ -68,25 +68,24 @@ void check(CUresult result, const char* what) {
 
 }  // namespace
 
-CudaCalcBoltzmannGeneratorProposalKernel::CudaCalcBoltzmannGeneratorProposalKernel(const std::string& name,
-                                                                                   const Platform& platform,
-                                                                                   CudaContext& cu)
-    : CommonCalcBoltzmannGeneratorProposalKernel(name, platform), cu(cu) {
+CudaMoveModelledParticlesKernel::CudaMoveModelledParticlesKernel(const std::string& name, const Platform& platform,
+                                                                 CudaContext& cu)
+    : CommonMoveModelledParticlesKernel(name, platform), cu(cu) {
     check(driver().init(0), "cuInit");
     device = cu.getDevice();
     check(driver().primaryCtxRetain(&primaryContext, device), "cuDevicePrimaryCtxRetain");
 }
 
-CudaCalcBoltzmannGeneratorProposalKernel::~CudaCalcBoltzmannGeneratorProposalKernel() {
+CudaMoveModelledParticlesKernel::~CudaMoveModelledParticlesKernel() {
     if (primaryContext != nullptr)
         driver().primaryCtxRelease(device);
 }
 
-std::string CudaCalcBoltzmannGeneratorProposalKernel::getFlowDevice() const {
+std::string CudaMoveModelledParticlesKernel::getDevice() const {
     return "cuda:" + std::to_string(cu.getDeviceIndex());
 }
 
-void CudaCalcBoltzmannGeneratorProposalKernel::runOnFlowDevice(const std::function<void()>& work) {
+void CudaMoveModelledParticlesKernel::runOnDevice(const std::function<void()>& work) {
     check(driver().ctxPushCurrent(primaryContext), "making LibTorch's context current");
     try {
         work();
@@ -102,7 +101,7 @@ void CudaCalcBoltzmannGeneratorProposalKernel::runOnFlowDevice(const std::functi
     check(driver().ctxPopCurrent(&popped), "restoring OpenMM's context");
 }
 
-void CudaCalcBoltzmannGeneratorProposalKernel::synchronizeOpenMM() {
+void CudaMoveModelledParticlesKernel::synchronizeOpenMM() {
     check(driver().ctxPushCurrent(cu.getContext()), "making OpenMM's context current");
     const CUresult result = driver().ctxSynchronize();
     CUcontext popped;
@@ -110,7 +109,7 @@ void CudaCalcBoltzmannGeneratorProposalKernel::synchronizeOpenMM() {
     check(result, "synchronising OpenMM's context");
 }
 
-torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::copyFromOpenMM(CudaArray& array, c10::ScalarType type) {
+torch::Tensor CudaMoveModelledParticlesKernel::copyFromOpenMM(CudaArray& array, c10::ScalarType type) {
     torch::Tensor values = torch::empty({int64_t(array.getSize()), 4},
                                         torch::TensorOptions().dtype(type).device(torch::kCUDA, cu.getDeviceIndex()));
     if (int(values.element_size() * 4) != array.getElementSize())
@@ -125,7 +124,7 @@ torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::copyFromOpenMM(CudaArray
     return values;
 }
 
-void CudaCalcBoltzmannGeneratorProposalKernel::copyToOpenMM(const torch::Tensor& values, CudaArray& array) {
+void CudaMoveModelledParticlesKernel::copyToOpenMM(const torch::Tensor& values, CudaArray& array) {
     const torch::Tensor contiguous = values.contiguous();
     if (size_t(contiguous.numel() * contiguous.element_size()) != array.getSize() * array.getElementSize())
         throw OpenMMException("BoltzmannGeneratorProposal (CUDA): a copy of " + array.getName() + " changed size");
@@ -135,7 +134,7 @@ void CudaCalcBoltzmannGeneratorProposalKernel::copyToOpenMM(const torch::Tensor&
     check(driver().ctxSynchronize(), "synchronising LibTorch's context");
 }
 
-torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::modelledSlots() {
+torch::Tensor CudaMoveModelledParticlesKernel::modelledSlots() {
     // OpenMM reorders atoms now and then (getAtomIndex()[slot] = the atom in that slot), so the
     // slots are looked up on every call; the device copy is refreshed only when they moved.
     const std::vector<int>& particles = getParticles();
@@ -155,7 +154,7 @@ torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::modelledSlots() {
     return slotsOnDevice;
 }
 
-torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::modelledCellShifts(const std::vector<int>& slots) {
+torch::Tensor CudaMoveModelledParticlesKernel::modelledCellShifts(const std::vector<int>& slots) {
     // OpenMM keeps wrapped positions in posq and the whole periodic cells it wrapped each atom by in
     // posCellOffsets (host side): the position the user sees is posq - offsets . box.
     std::vector<mm_int4>& offsets = cu.getPosCellOffsets();
@@ -180,7 +179,7 @@ torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::modelledCellShifts(const
         .to(torch::Device(torch::kCUDA, cu.getDeviceIndex()));
 }
 
-torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::getModelledPositions(ContextImpl&) {
+torch::Tensor CudaMoveModelledParticlesKernel::getPositions(ContextImpl&) {
     synchronizeOpenMM();
     const torch::Tensor where = modelledSlots();
     const auto type = cu.getUseDoublePrecision() ? torch::kFloat64 : torch::kFloat32;
@@ -191,7 +190,7 @@ torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::getModelledPositions(Con
     return shifts.defined() ? x - shifts : x;
 }
 
-void CudaCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImpl&, const torch::Tensor& positions) {
+void CudaMoveModelledParticlesKernel::setPositions(ContextImpl&, const torch::Tensor& positions) {
     synchronizeOpenMM();
     const torch::Tensor where = modelledSlots();
     const torch::Tensor shifts = modelledCellShifts(slots);
@@ -213,7 +212,7 @@ void CudaCalcBoltzmannGeneratorProposalKernel::setModelledPositions(ContextImpl&
     }
 }
 
-torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::getModelledVelocities(ContextImpl&) {
+torch::Tensor CudaMoveModelledParticlesKernel::getVelocities(ContextImpl&) {
     synchronizeOpenMM();
     const torch::Tensor where = modelledSlots();
     const bool doubleVelocities = cu.getUseDoublePrecision() || cu.getUseMixedPrecision();
@@ -221,7 +220,7 @@ torch::Tensor CudaCalcBoltzmannGeneratorProposalKernel::getModelledVelocities(Co
         .index_select(0, where).narrow(1, 0, 3).to(torch::kFloat64);
 }
 
-void CudaCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl&, const torch::Tensor& velocities) {
+void CudaMoveModelledParticlesKernel::setVelocities(ContextImpl&, const torch::Tensor& velocities) {
     synchronizeOpenMM();
     const torch::Tensor where = modelledSlots();
     const bool doubleVelocities = cu.getUseDoublePrecision() || cu.getUseMixedPrecision();
@@ -234,12 +233,12 @@ void CudaCalcBoltzmannGeneratorProposalKernel::setModelledVelocities(ContextImpl
 
 KernelImpl* CudaBGKernelFactory::createKernelImpl(std::string name, const Platform& platform,
                                                   ContextImpl& context) const {
-    if (name != CalcBoltzmannGeneratorProposalKernel::Name())
+    if (name != MoveModelledParticlesKernel::Name())
         throw OpenMMException("CudaBGKernelFactory: no kernel named '" + name + "'");
     // The platform data and their CudaContexts exist before Forces are initialised. With several
     // devices (DeviceIndex "0,1") the flow runs on the first, which holds the positions.
     auto* data = static_cast<CudaPlatform::PlatformData*>(context.getPlatformData());
-    return new CudaCalcBoltzmannGeneratorProposalKernel(name, platform, *data->contexts[0]);
+    return new CudaMoveModelledParticlesKernel(name, platform, *data->contexts[0]);
 }
 
 }  // namespace OpenMMBG

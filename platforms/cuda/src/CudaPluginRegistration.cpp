@@ -13,7 +13,7 @@ extern "C" OPENMM_EXPORT void registerPlatforms() {}
 extern "C" OPENMM_EXPORT void registerKernelFactories() {
     try {
         Platform& platform = Platform::getPlatformByName("CUDA");
-        platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(),
+        platform.registerKernelFactory(OpenMMBG::MoveModelledParticlesKernel::Name(),
                                        new OpenMMBG::CudaBGKernelFactory());
     } catch (const OpenMMException&) {
         // No CUDA platform in this process: nothing to register.

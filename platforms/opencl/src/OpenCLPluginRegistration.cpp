@@ -14,7 +14,7 @@ extern "C" OPENMM_EXPORT void registerPlatforms() {}
 extern "C" OPENMM_EXPORT void registerKernelFactories() {
     try {
         Platform& platform = Platform::getPlatformByName("OpenCL");
-        platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(),
+        platform.registerKernelFactory(OpenMMBG::MoveModelledParticlesKernel::Name(),
                                        new OpenMMBG::CommonBGKernelFactory());
     } catch (const OpenMMException&) {
         // No OpenCL platform in this process: nothing to register.

@@ -15,7 +15,7 @@ extern "C" OPENMM_EXPORT void registerKernelFactories() {
     for (int i = 0; i < Platform::getNumPlatforms(); i++) {
         Platform& platform = Platform::getPlatform(i);
         if (dynamic_cast<ReferencePlatform*>(&platform) != nullptr)
-            platform.registerKernelFactory(OpenMMBG::CalcBoltzmannGeneratorProposalKernel::Name(),
+            platform.registerKernelFactory(OpenMMBG::MoveModelledParticlesKernel::Name(),
                                            new OpenMMBG::CommonBGKernelFactory());
     }
 }

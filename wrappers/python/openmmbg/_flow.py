@@ -107,10 +107,13 @@ class Flow:
         config = json.loads(self._config_json)
         self._num_particles = int(model.getNumParticles())
         self._dim = int(model.getDim())
-        self._num_aug = int(model.getNumAug())
+        self._family = model.getFamily()
+        # Per-configuration shape of the auxiliary variables a: (N, A, D) for E-ACF, (0,) for none.
+        self._aux_shape = tuple(int(s) for s in model.getAuxiliaryShape())
+        self._num_aug = self._aux_shape[1] if len(self._aux_shape) == 3 else 0
         self._length_unit = config.get("length_unit", "nm")
         self._summary = (
-            f"num_particles={self._num_particles}, dim={self._dim}, projection={config.get('projection')!r}, "
+            f"family={self._family!r}, num_particles={self._num_particles}, dim={self._dim}, projection={config.get('projection')!r}, "
             f"num_aug={self._num_aug}, num_layers={config.get('num_layers')}, dtype={config.get('dtype')!r}"
         )
 
@@ -173,8 +176,13 @@ class Flow:
 
     @property
     def num_aug(self):
-        """A, the number of augmented variables per particle."""
+        """A, the number of augmented variables per particle (0 for families without them)."""
         return self._num_aug
+
+    @property
+    def family(self):
+        """The model family (the configuration's ``"family"``): ``"eacf"``, ..."""
+        return self._family
 
     @property
     def num_parameters(self):
@@ -229,7 +237,7 @@ class Flow:
 
     def _xa(self, x, a):
         x = self._x(x)
-        a = self._batch(a, "a", (self._num_particles, self._num_aug, self._dim), "n, N, A, D")
+        a = self._batch(a, "a", self._aux_shape, "n, N, A, D")
         if x.shape[0] != a.shape[0]:
             raise ValueError(f"x holds {x.shape[0]} configurations but a holds {a.shape[0]}")
         return x, a
@@ -253,12 +261,12 @@ class Flow:
         n = _as_int(n, "n")
         if n < 0:
             raise ValueError(f"sample: n must be non-negative (got {n})")
-        N, D, A = self._num_particles, self._dim, self._num_aug
+        N, D = self._num_particles, self._dim
         if n == 0:
-            return np.empty((0, N, D)), np.empty((0, N, A, D)), np.empty(0)
-        nx, na = n * N * D, n * N * A * D
+            return np.empty((0, N, D)), np.empty((0,) + self._aux_shape), np.empty(0)
+        nx, na = n * N * D, n * int(np.prod(self._aux_shape))
         out = self._array(self._model.sample(n, _as_seed(seed)), nx + na + n)
-        return out[:nx].reshape(n, N, D), out[nx : nx + na].reshape(n, N, A, D), out[nx + na :]
+        return out[:nx].reshape(n, N, D), out[nx : nx + na].reshape((n,) + self._aux_shape), out[nx + na :]
 
     def log_prob(self, x, a):
         """Joint log-density log q(x, a), shape ``[n]``.

@@ -120,7 +120,7 @@ def ramachandran_histogram(phi, psi, bins=64, weights=None):
 
 
 def ramachandran_kld(phi_psi_data, phi_psi_model, bins=64, eps=1e-10, model_weights=None):
-    """KL(data || model) of the Ramachandran distributions, as in eacf-reference.md: 64 x 64 density
+    """KL(data || model) of the Ramachandran distributions, as in docs/eacf-mapping.md#ramachandran-kld: 64 x 64 density
     histograms on [-pi, pi]^2, eps = 1e-10, KLD = sum h_data log((h_data + eps) / (h_model + eps)) (2 pi / bins)^2.
     `model_weights` (e.g. importance weights of flow samples) reweight the model histogram."""
     h_data = ramachandran_histogram(*phi_psi_data, bins=bins)

@@ -1,0 +1,80 @@
+#pragma once
+/**
+ * The model interface of the flow library: a normalizing flow over configurations x [B, N, D] of
+ * N particles in D dimensions, shaped like a distrax/nflows distribution. Every model family
+ * implements it (today "eacf": the E-ACF and Non-E-ACF augmented coupling flows), and everything
+ * that uses a trained model (the OpenMM Force, replica exchange, evaluation, the command-line tool
+ * and the Python module) goes through it.
+ *
+ * Auxiliary variables. Augmented families (E-ACF) model x jointly with auxiliary variables `aux`
+ * drawn from a fixed conditional pi(aux|x); the flow's density is the joint q(x, aux). Families
+ * without auxiliary variables return an empty tensor [B, 0] for aux and log pi(aux|x) = 0, so one
+ * Metropolis-Hastings formula on the extended space serves all of them:
+ *
+ *   log alpha = [-U(x')/kT + log pi(aux'|x') - log q(x', aux')] - [-U(x)/kT + log pi(aux|x) - log q(x, aux)]
+ *
+ * Shapes: x [B, N, D]; aux [B, ...] (family-defined, [B, N, A, D] for E-ACF); log-densities [B].
+ * Lengths are in the model's length unit ("length_unit" of the configuration, nm by default).
+ */
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace OpenMMBG {
+
+/** Configurations drawn from a model, with their auxiliary variables and joint log-density. */
+struct ModelSample {
+    torch::Tensor x;     ///< [n, N, D]
+    torch::Tensor aux;   ///< [n, ...]; [n, 0] for families without auxiliary variables
+    torch::Tensor logQ;  ///< joint log q(x, aux) [n]
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+
+    /** The family key of the configuration ("eacf", ...). */
+    virtual std::string family() const = 0;
+    /** The full configuration as a JSON object, including "family". */
+    virtual std::string configJson() const = 0;
+    virtual int64_t numParticles() const = 0;
+    virtual int64_t dim() const = 0;
+    /** The dtype and device of the parameters; inputs are converted to them. */
+    virtual torch::TensorOptions options() const = 0;
+    /** Move the parameters to a device (their dtype stays). */
+    virtual void to(const torch::Device& device) = 0;
+
+    /**
+     * Draw n configurations with their auxiliary variables and joint log q(x, aux). Differentiable
+     * with respect to the parameters unless called under torch::NoGradGuard.
+     */
+    virtual ModelSample sample(int64_t n, torch::Generator& generator) = 0;
+    /** Joint log q(x, aux) [B]. */
+    virtual torch::Tensor logProb(const torch::Tensor& x, const torch::Tensor& aux) = 0;
+    /** Whether the family has auxiliary variables (then marginalLogProb is an estimate). */
+    virtual bool hasAuxiliary() const = 0;
+    /** Draw aux ~ pi(aux|x): a Gibbs refresh of the auxiliary variables. [B, 0] when there are none. */
+    virtual torch::Tensor sampleAuxiliary(const torch::Tensor& x, torch::Generator& generator) = 0;
+    /** log pi(aux|x) [B]; zeros when there are no auxiliary variables. */
+    virtual torch::Tensor logAuxiliaryTarget(const torch::Tensor& x, const torch::Tensor& aux) = 0;
+    /**
+     * log q(x) [B]: exact for families without auxiliary variables; otherwise the importance-sampling
+     * estimate logsumexp_k [log q(x, aux_k) - log pi(aux_k|x)] - log K with aux_k ~ pi(aux|x).
+     */
+    virtual torch::Tensor marginalLogProb(const torch::Tensor& x, int64_t numAuxSamples, torch::Generator& generator) = 0;
+
+    /** The module holding the parameters (training mode, optimisers). */
+    virtual torch::nn::Module& module() = 0;
+    /** The tensors a model file stores, by name (parameters and any fixed statistics). */
+    virtual std::vector<std::pair<std::string, torch::Tensor>> namedTensors() = 0;
+};
+
+/** Build an untrained model from a JSON configuration; "family" (default "eacf") picks the family. */
+std::shared_ptr<Model> makeModel(const std::string& configJson);
+/** The family named by a configuration: its "family" key, "eacf" when absent. Throws ConfigError. */
+std::string modelFamilyOf(const std::string& configJson);
+
+}  // namespace OpenMMBG

@@ -1,0 +1,35 @@
+#include "openmmbg/Model.h"
+
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+
+namespace OpenMMBG {
+
+std::string modelFamilyOf(const std::string& configJson) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(configJson);
+    } catch (const nlohmann::json::exception& e) {
+        throw std::invalid_argument(std::string("flow config: not valid JSON: ") + e.what());
+    }
+    if (!j.is_object())
+        throw std::invalid_argument("flow config: expected a JSON object");
+    auto it = j.find("family");
+    if (it == j.end() || it->is_null())
+        return AugmentedCouplingFlowModel::familyName();
+    if (!it->is_string())
+        throw std::invalid_argument("flow config: key 'family' must be a string (got " + it->dump() + ")");
+    return it->get<std::string>();
+}
+
+std::shared_ptr<Model> makeModel(const std::string& configJson) {
+    const std::string family = modelFamilyOf(configJson);
+    if (family == AugmentedCouplingFlowModel::familyName())
+        return std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)));
+    throw std::invalid_argument("flow config: unknown family \"" + family + "\" (known: \"eacf\")");
+}
+
+}  // namespace OpenMMBG
