@@ -12,7 +12,8 @@ energy in kJ/mol *is* the reduced energy U(x) = -log p~(x):
 
 (pairFactor 1.0: each unordered pair counted twice, the convention of the LJ13 data). The example
 first checks that the OpenMM energy equals ``openmmbg.target_energies("lj13", x)``, then runs MD
-with a proposal attempt every ``--frequency`` steps and prints energies and the acceptance rate.
+with a proposal attempt every ``--frequency`` steps, printing the proposal counters as it goes (an
+``openmmbg.ProposalReporter`` in ``simulation.reporters``), then the acceptance rate and energies.
 
 The default model is models/pretrained/lj13-spherical.bgm; any 13-particle 3-D .bgm (lengths in
 nm) can be passed with --model. An untrained flow, e.g.
@@ -165,21 +166,21 @@ def main():
     simulation.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, args.seed)
 
     # 3. MD in stretches of `frequency` steps, with one proposal attempt in each (at the start of its
-    #    last step, before the integrator moves).
+    #    last step, before the integrator moves). An openmmbg.ProposalReporter prints the proposal
+    #    counters (step, proposed, accepted, acceptance rate, last log alpha) to stdout about ten
+    #    times in the run; the loop records the energy after each stretch.
     chunk = max(1, args.frequency)
     energies = []
-    print(f"\n{'step':>7} {'U (kT)':>9} {'proposed':>9} {'accepted':>9} {'last log alpha':>15}")
-    done = 0
     report_every = max(chunk, (args.steps // 10) // chunk * chunk)
+    simulation.reporters.append(openmmbg.ProposalReporter(sys.stdout, report_every, move))
+    print()
+    done = 0
     while done < args.steps:
         n = min(chunk, args.steps - done)
         simulation.step(n)
         done += n
         u = simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         energies.append(u)
-        if done % report_every == 0 or done == args.steps:
-            print(f"{done:7d} {u:9.3f} {move.getNumProposed(simulation.context):9d} "
-                  f"{move.getNumAccepted(simulation.context):9d} {move.getLastLogAcceptanceRatio(simulation.context):15.4g}")
 
     proposed, accepted = move.getNumProposed(simulation.context), move.getNumAccepted(simulation.context)
     print(f"\nproposed {proposed}, accepted {accepted}: acceptance rate "

@@ -37,9 +37,9 @@ def test_settings_and_units(model):
 
     assert openmmbg.BoltzmannGeneratorProposal(pathlib.Path(model)).getNumModelParticles() == 3
     move.setTemperature(310 * unit.kelvin)
-    assert move.getTemperature() == pytest.approx(310)
+    assert move.getTemperature().value_in_unit(unit.kelvin) == pytest.approx(310)
     move.setTemperature(300)
-    assert move.getTemperature() == 300
+    assert move.getTemperature() == 300 * unit.kelvin
     move.setFrequency(25)
     move.setNumProposals(4)
     move.setRandomNumberSeed(3)

@@ -41,6 +41,13 @@
         kelvin = kelvin.value_in_unit(_unit.kelvin)
 %}
 
+// As OpenMM's own getters (LangevinIntegrator.getTemperature()): the temperature comes back as an
+// openmm.unit.Quantity in kelvin, the unit setTemperature takes.
+%pythonappend OpenMMBG::BoltzmannGeneratorProposal::getTemperature %{
+    import openmm.unit as _unit
+    val = _unit.Quantity(val, _unit.kelvin)
+%}
+
 namespace OpenMMBG {
 
 class BoltzmannGeneratorProposal : public OpenMM::Force {

@@ -16,9 +16,10 @@ from ._flow import Flow, read_dcd, target_energies
 from . import evaluation
 from .openmmbg_force import BoltzmannGeneratorProposal
 from .replica_exchange import ReplicaExchange
+from .reporter import ProposalReporter
 from ._version import __version__
 
-__all__ = ["Flow", "BoltzmannGeneratorProposal", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "__version__"]
+__all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "__version__"]
 
 
 def _plugin_directory():

@@ -57,7 +57,7 @@ class ReplicaExchange:
         if unit.is_quantity(temperatures):
             temperatures = temperatures.value_in_unit(unit.kelvin)
         temperatures = [float(_value(t, unit.kelvin)) for t in temperatures]
-        self.temperatures = temperatures
+        self._temperatures = temperatures
         self.exchanges_per_checkpoint = int(exchanges_per_checkpoint)
         self._remd = _force._newReplicaExchange(
             system, _flat_positions_nm(positions), temperatures, str(output_dir),
@@ -80,6 +80,13 @@ class ReplicaExchange:
                 swaps = " ".join(f"{100 * a:.0f}" for a in self.swap_acceptance)
                 print(f"[openmmbg] exchange {done}/{total_exchanges}  swap acceptance % [{swaps}]  "
                       f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    @property
+    def temperatures(self):
+        """The temperature ladder, a Quantity (a list in kelvin) as OpenMM's getters return;
+        ``remd.temperatures[i]`` is the Quantity of replica i, ``value_in_unit(unit.kelvin)`` the
+        plain list."""
+        return unit.Quantity(list(self._temperatures), unit.kelvin)
 
     @property
     def num_replicas(self):
