@@ -32,4 +32,15 @@ torch::Tensor AugmentedGaussian::sample(const torch::Tensor& x, int64_t numAug, 
     return x.unsqueeze(2) + sigma * eps;
 }
 
+torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options) {
+    // QR of a Gaussian matrix with the signs of R's diagonal moved into Q is Haar on O(D); flipping
+    // one column where det = -1 maps it onto SO(D).
+    torch::Tensor g = torch::randn({n, dim, dim}, generator, options.dtype(torch::kFloat64));
+    auto [q, r] = torch::linalg_qr(g);
+    q = q * torch::sign(torch::diagonal(r, 0, -2, -1)).unsqueeze(-2);
+    torch::Tensor flip = torch::ones({n, dim}, q.options());
+    flip.select(1, 0).copy_(torch::sign(torch::linalg_det(q)));
+    return (q * flip.unsqueeze(-2)).to(options.dtype());
+}
+
 }  // namespace OpenMMBG

@@ -1,6 +1,6 @@
 #pragma once
 /**
- * Base and target densities on the augmented space. Shapes: x [B, N, D] with zero centre of mass,
+ * Base and target densities on the augmented space, and the uniform (Haar) distribution of rotations. Shapes: x [B, N, D] with zero centre of mass,
  * a [B, N, A, D].
  */
 #include <torch/torch.h>
@@ -28,5 +28,8 @@ struct AugmentedGaussian {
     torch::Tensor logProb(const torch::Tensor& a, const torch::Tensor& x) const;
     torch::Tensor sample(const torch::Tensor& x, int64_t numAug, torch::Generator& generator) const;
 };
+
+/** n rotation matrices [n, D, D] drawn uniformly (Haar measure on SO(D)). */
+torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options);
 
 }  // namespace OpenMMBG

@@ -5,6 +5,7 @@
  * plus the weighted auxiliary loss; Adam with a warmup-cosine learning rate; a gradient guard that
  * skips and clips by the median of recent gradient norms; per-sample masking.
  */
+#include "openmmbg/distributions/Distributions.h"
 #include "openmmbg/eacf/AugmentedCouplingFlow.h"
 #include "openmmbg/io/TensorArchive.h"
 
@@ -184,8 +185,5 @@ std::string formatEpochReport(const EpochReport& report);
 
 /** JSON object of an epoch report (the metrics-log line). */
 std::string epochReportToJson(const EpochReport& report);
-
-/** n rotation matrices [n, D, D] drawn uniformly (Haar measure on SO(D)). */
-torch::Tensor randomRotations(int64_t n, int64_t dim, torch::Generator& generator, const torch::TensorOptions& options);
 
 }  // namespace OpenMMBG
