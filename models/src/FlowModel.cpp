@@ -159,21 +159,19 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
                                               const std::vector<double>& validationValues,
                                               const std::string& optionsJson, bool verbose) {
     requireCpu(*this, "train");
-    AugmentedCouplingFlow& flow = augmentedCouplingFlowOf(*impl_->model, "train");
-    const FlowConfig& c = flow->config();
+    const Model& model = *impl_->model;
     MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
-    if (optionsJson.find("\"random_rotations\"") == std::string::npos)
-        options.randomRotations = c.projection == "none";  // Non-E-ACF trains with rotation augmentation
-    torch::Tensor train = fromVector(trainValues, {0, c.numParticles, c.dim}, "train", torch::kFloat64);
+    const int64_t N = model.numParticles(), D = model.dim();
+    torch::Tensor train = fromVector(trainValues, {0, N, D}, "train", torch::kFloat64);
     torch::Tensor validation;
     if (!validationValues.empty())
-        validation = fromVector(validationValues, {0, c.numParticles, c.dim}, "validation", torch::kFloat64);
-    MaximumLikelihoodTrainer trainer(flow, train, validation, options);
+        validation = fromVector(validationValues, {0, N, D}, "validation", torch::kFloat64);
+    MaximumLikelihoodTrainer trainer(impl_->model, train, validation, options);
     std::string reports = "[";
-    trainer.run([&](const EpochReport& r) {
+    trainer.run([&](const TrainingReport& r) {
         if (verbose)
-            std::cerr << formatEpochReport(r) << std::endl;
-        reports += (reports.size() > 1 ? "," : "") + epochReportToJson(r);
+            std::cerr << formatTrainingReport(r) << std::endl;
+        reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
     });
     return reports + "]";
 }
@@ -181,12 +179,12 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
 std::string FlowModel::trainEnergy(const std::string& targetName, const std::string& optionsJson, bool verbose) {
     requireCpu(*this, "train_energy");
     EnergyTrainingOptions options = energyTrainingOptionsFromJson(optionsJson);
-    EnergyTrainer trainer(augmentedCouplingFlowOf(*impl_->model, "train_energy"), makeBuiltinTarget(targetName), options);
+    EnergyTrainer trainer(impl_->model, makeBuiltinTarget(targetName), options);
     std::string reports = "[";
-    trainer.run([&](const EnergyTrainingReport& r) {
+    trainer.run([&](const TrainingReport& r) {
         if (verbose)
-            std::cerr << formatEnergyTrainingReport(r) << std::endl;
-        reports += (reports.size() > 1 ? "," : "") + energyTrainingReportToJson(r);
+            std::cerr << formatTrainingReport(r) << std::endl;
+        reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
     });
     return reports + "]";
 }

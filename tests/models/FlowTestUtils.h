@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the flow-library tests: small float64 configurations with random
 // (non-identity) parameters, autograd Jacobians and random symmetry transformations.
-#include "openmmbg/eacf/AugmentedCouplingFlow.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -12,6 +12,11 @@ namespace OpenMMBG {
 namespace testing {
 
 /** A small float64 flow with random final layers (identity_init = false). */
+/** The model-interface view of a flow (sharing its parameters), for the trainers. */
+inline std::shared_ptr<Model> asModel(const AugmentedCouplingFlow& flow) {
+    return std::make_shared<AugmentedCouplingFlowModel>(flow);
+}
+
 inline FlowConfig smallConfig(int dim, const std::string& projection, int numAug = 1, int numParticles = 4) {
     FlowConfig c;
     c.numParticles = numParticles;

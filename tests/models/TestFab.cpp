@@ -357,7 +357,7 @@ TEST(EnergyTrainer, ResumeFromACheckpointIsExact) {
         FlowConfig c = dw4Config();
         auto target = std::make_shared<DoubleWellTarget>();
         AugmentedCouplingFlow straight(c);
-        auto reference = EnergyTrainer(straight, target, resumeOptions(objective, "")).run();
+        auto reference = EnergyTrainer(asModel(straight), target, resumeOptions(objective, "")).run();
         ASSERT_EQ(reference.size(), 4u);
 
         // "Killed" after iteration 2; then everything is rebuilt and resumed from the checkpoint.
@@ -365,13 +365,13 @@ TEST(EnergyTrainer, ResumeFromACheckpointIsExact) {
         first.stopAfterIteration = 2;
         {
             AugmentedCouplingFlow interrupted(c);
-            auto partial = EnergyTrainer(interrupted, target, first).run();
+            auto partial = EnergyTrainer(asModel(interrupted), target, first).run();
             ASSERT_EQ(partial.size(), 2u);
         }
         AugmentedCouplingFlow resumed(c);
         std::vector<bool> restored;
-        auto full = EnergyTrainer(resumed, std::make_shared<DoubleWellTarget>(), resumeOptions(objective, path))
-                        .run([&](const EnergyTrainingReport& r) { restored.push_back(r.resumed); });
+        auto full = EnergyTrainer(asModel(resumed), std::make_shared<DoubleWellTarget>(), resumeOptions(objective, path))
+                        .run([&](const TrainingReport& r) { restored.push_back(r.resumed); });
         ASSERT_EQ(full.size(), 4u);
         EXPECT_EQ(restored, (std::vector<bool>{true, true, false, false}));
         for (size_t i = 0; i < 4; i++) {
@@ -396,7 +396,7 @@ TEST(EnergyTrainer, ResumeFromACheckpointIsExact) {
         EnergyTrainingOptions other = resumeOptions(objective, path);
         other.seed = 3;
         AugmentedCouplingFlow f(c);
-        EXPECT_THROW(EnergyTrainer(f, target, other).run(), std::runtime_error);
+        EXPECT_THROW(EnergyTrainer(asModel(f), target, other).run(), std::runtime_error);
     }
     std::filesystem::remove(path);
 }
@@ -446,7 +446,7 @@ TEST(EnergyTrainer, ShortDw4RunImprovesTheFlow) {
         o.initialStepSize = 0.05;  // stable for aug_scale 0.1 from the start (the default 1.0 adapts down over ~100 passes)
         o.evaluateEvery = 0;
         o.reportEvery = 10;
-        auto reports = EnergyTrainer(flow, target, o).run();
+        auto reports = EnergyTrainer(asModel(flow), target, o).run();
         const double after = meanLogW();
         std::printf("%s: E_q[log w] before %.3f, after %.3f\n", objective.c_str(), before, after);
         // The identity flow's E_q[log w] is about -114 (unit-Gaussian pairs sit far inside the

@@ -79,8 +79,8 @@ TEST(MaximumLikelihoodTrainer, ShortRunLowersTheValidationNll) {
     o.peakLearningRate = 3e-3;
     o.initialLearningRate = 3e-4;
     o.finalLearningRate = 3e-4;
-    MaximumLikelihoodTrainer trainer(flow, data, valid, o);
-    std::vector<EpochReport> reports = trainer.run();
+    MaximumLikelihoodTrainer trainer(asModel(flow), data, valid, o);
+    std::vector<TrainingReport> reports = trainer.run();
     ASSERT_EQ(reports.size(), 6u);
     EXPECT_TRUE(std::isnan(reports[0].validationNll));
     EXPECT_FALSE(std::isnan(reports[2].validationNll));
@@ -102,10 +102,10 @@ TEST(MaximumLikelihoodTrainer, NonFiniteSamplesAreMaskedOut) {
     MaximumLikelihoodOptions o;
     o.epochs = 1;
     o.batchSize = 8;
-    MaximumLikelihoodTrainer trainer(flow, data, torch::Tensor(), o);
+    MaximumLikelihoodTrainer trainer(asModel(flow), data, torch::Tensor(), o);
     auto before = flow->parameters()[0].detach().clone();
-    std::vector<EpochReport> reports = trainer.run();
-    EXPECT_TRUE(std::isfinite(reports[0].trainLoss));
+    std::vector<TrainingReport> reports = trainer.run();
+    EXPECT_TRUE(std::isfinite(reports[0].loss));
     EXPECT_EQ(reports[0].skippedSteps, 0);
     for (auto& p : flow->parameters())
         EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
@@ -148,22 +148,22 @@ TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
     std::filesystem::create_directories(dir);
 
     AugmentedCouplingFlow straight(c);
-    auto reference = MaximumLikelihoodTrainer(straight, data, valid, resumeOptions("")).run();
+    auto reference = MaximumLikelihoodTrainer(asModel(straight), data, valid, resumeOptions("")).run();
 
     // "Killed" after epoch 2, then resumed by a fresh process-like trainer and flow.
     MaximumLikelihoodOptions first = resumeOptions(dir + "/run.checkpoint");
     first.stopAfterEpoch = 2;
     AugmentedCouplingFlow interrupted(c);
-    auto partial = MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
+    auto partial = MaximumLikelihoodTrainer(asModel(interrupted), data, valid, first).run();
     ASSERT_EQ(partial.size(), 2u);
     AugmentedCouplingFlow resumed(c);
     std::vector<bool> restored;
-    auto full = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(dir + "/run.checkpoint"))
-                    .run([&](const EpochReport& r) { restored.push_back(r.resumed); });
+    auto full = MaximumLikelihoodTrainer(asModel(resumed), data, valid, resumeOptions(dir + "/run.checkpoint"))
+                    .run([&](const TrainingReport& r) { restored.push_back(r.resumed); });
     ASSERT_EQ(full.size(), 4u);
     EXPECT_EQ(restored, (std::vector<bool>{true, true, false, false}));
     for (size_t e = 0; e < 4; e++) {
-        EXPECT_EQ(full[e].trainLoss, reference[e].trainLoss) << "epoch " << e + 1;
+        EXPECT_EQ(full[e].loss, reference[e].loss) << "epoch " << e + 1;
         EXPECT_EQ(full[e].validationNll, reference[e].validationNll) << "epoch " << e + 1;
     }
     auto p1 = straight->parameters(), p2 = resumed->parameters();
@@ -174,45 +174,52 @@ TEST(MaximumLikelihoodTrainer, ResumeFromACheckpointIsExact) {
     MaximumLikelihoodOptions other = resumeOptions(dir + "/run.checkpoint");
     other.seed = 7;
     AugmentedCouplingFlow f(c);
-    EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
+    EXPECT_THROW(MaximumLikelihoodTrainer(asModel(f), data, valid, other).run(), std::runtime_error);
     std::filesystem::remove_all(dir);
 }
 
-TEST(MaximumLikelihoodTrainer, CheckpointsFromBeforeTheFamilyKeyResume) {
-    // Checkpoints written before configurations had a "family" key hold a run signature whose
-    // configuration lacks it: they are E-ACF runs and must resume, while any real difference is
-    // still refused.
+TEST(MaximumLikelihoodTrainer, Version1CheckpointsAreRefusedWithAReasonAndStillExport) {
+    // Checkpoints of the trainers before the one training loop (format 1) cannot be resumed: the
+    // run is refused with a message saying why, and the model they hold can still be exported.
     FlowConfig c = smallConfig(2, "spherical", 1, 3);
     auto gen = generator(6);
     torch::Tensor data = torch::randn({48, 3, 2}, gen, torch::kFloat64);
     torch::Tensor valid = torch::randn({16, 3, 2}, gen, torch::kFloat64);
-    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_old_signature.checkpoint").string();
+    const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_version1.checkpoint").string();
     std::filesystem::remove(path);
     MaximumLikelihoodOptions first = resumeOptions(path);
     first.stopAfterEpoch = 2;
     AugmentedCouplingFlow interrupted(c);
-    MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
-    // Rewrite the checkpoint as an older build wrote it: the same signature without "family".
+    MaximumLikelihoodTrainer(asModel(interrupted), data, valid, first).run();
+    // Rewrite the checkpoint as the earlier trainers wrote it: version 1, parameters as param/i,
+    // a signature with the configuration, the epoch in the metadata.
     TensorArchive archive = deserializeArchive(readFileBytes(path), path, "checkpoint");
-    nlohmann::json signature = nlohmann::json::parse(archive.metadata.at("signature"));
-    ASSERT_EQ(signature["config"].value("family", ""), "eacf");
-    signature["config"].erase("family");
-    archive.metadata["signature"] = signature.dump();
-    archive.metadata.erase("checksum");
-    writeFileAtomically(path, serializeArchive(archive));
+    TensorArchive old = newCheckpoint(nlohmann::json({{"config", nlohmann::json::parse(c.toJson())}}).dump());
+    old.metadata["format_version"] = "1";
+    old.metadata["epoch"] = archive.metadata.at("iteration");
+    auto params = interrupted->parameters();
+    for (size_t i = 0; i < params.size(); i++)
+        old.tensors.emplace_back("param/" + std::to_string(i), archive.get("model/" + interrupted->named_parameters()[i].key(), path));
+    writeFileAtomically(path, serializeArchive(old));
     AugmentedCouplingFlow resumed(c);
-    std::vector<bool> restored;
-    auto reports = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(path))
-                       .run([&](const EpochReport& r) { restored.push_back(r.resumed); });
-    EXPECT_EQ(restored, (std::vector<bool>{true, true, false, false}));
-    MaximumLikelihoodOptions other = resumeOptions(path);
-    other.seed = 7;
-    AugmentedCouplingFlow f(c);
-    EXPECT_THROW(MaximumLikelihoodTrainer(f, data, valid, other).run(), std::runtime_error);
+    try {
+        MaximumLikelihoodTrainer(asModel(resumed), data, valid, resumeOptions(path)).run();
+        FAIL() << "a version-1 checkpoint was resumed";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("checkpoint format 1"), std::string::npos) << e.what();
+    }
+    bool fromBest = true;
+    std::string progress;
+    std::shared_ptr<Model> exported = modelFromCheckpoint(path, &fromBest, &progress);
+    EXPECT_FALSE(fromBest);
+    EXPECT_EQ(nlohmann::json::parse(progress)["epoch"], 2);
+    auto exportedParams = exported->module().named_parameters();
+    for (auto& item : exportedParams)
+        EXPECT_TRUE(torch::equal(item.value(), archive.get("model/" + item.key(), path))) << item.key();
     std::filesystem::remove(path);
 }
 
-TEST(FlowFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {
+TEST(ModelFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {
     FlowConfig c = smallConfig(2, "spherical", 1, 3);
     auto gen = generator(6);
     torch::Tensor data = torch::randn({32, 3, 2}, gen, torch::kFloat64);
@@ -227,12 +234,12 @@ TEST(FlowFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {
         MaximumLikelihoodOptions o = resumeOptions(dir + "/run" + std::to_string(validate) + ".checkpoint");
         o.epochs = 3;
         AugmentedCouplingFlow trained(c);
-        MaximumLikelihoodTrainer(trained, data, validate ? valid : torch::Tensor(), o).run();
+        MaximumLikelihoodTrainer(asModel(trained), data, validate ? valid : torch::Tensor(), o).run();
         bool fromBest = !validate;
         std::string progress;
-        AugmentedCouplingFlow exported = flowFromCheckpoint(o.checkpointPath, &fromBest, &progress);
+        std::shared_ptr<Model> exported = modelFromCheckpoint(o.checkpointPath, &fromBest, &progress);
         EXPECT_EQ(fromBest, validate);
-        EXPECT_EQ(exported->config().toJson(), c.toJson());
+        EXPECT_EQ(exported->configJson(), c.toJson());
         EXPECT_EQ(nlohmann::json::parse(progress)["epoch"], 3);
         trained->eval();
         EXPECT_TRUE(torch::equal(exported->logProb(x, a), trained->logProb(x, a))) << "validate " << validate;
@@ -241,7 +248,7 @@ TEST(FlowFromCheckpoint, HoldsTheConfigurationAndTheBestOrCurrentParameters) {
     AugmentedCouplingFlow f(c);
     saveFlow(f, dir + "/model.bgm");
     try {
-        flowFromCheckpoint(dir + "/model.bgm");
+        modelFromCheckpoint(dir + "/model.bgm");
         FAIL() << "a model file was read as a checkpoint";
     } catch (const std::runtime_error& e) {
         EXPECT_NE(std::string(e.what()).find("model.bgm"), std::string::npos) << e.what();
@@ -263,7 +270,7 @@ TEST(MaximumLikelihoodTrainer, EarlyStoppingAfterPatienceValidationsWithoutImpro
     o.validationAugSamples = 2;
     o.patience = 2;
     o.initialLearningRate = o.peakLearningRate = o.finalLearningRate = 0.0;
-    auto reports = MaximumLikelihoodTrainer(flow, torch::randn({16, 3, 2}, gen, torch::kFloat64),
+    auto reports = MaximumLikelihoodTrainer(asModel(flow), torch::randn({16, 3, 2}, gen, torch::kFloat64),
                                             torch::randn({8, 3, 2}, gen, torch::kFloat64), o)
                        .run();
     // The NLLs agree to rounding (~1e-15), so the best may move in the first epochs; once two
@@ -287,14 +294,14 @@ TEST(MaximumLikelihoodTrainer, ResumeIsExactWhenStoppedBetweenValidations) {
     const std::string path = (std::filesystem::temp_directory_path() / "openmmbg_resume_between.checkpoint").string();
     std::filesystem::remove(path);
     AugmentedCouplingFlow straight(c);
-    auto reference = MaximumLikelihoodTrainer(straight, data, valid, resumeOptions("", 2)).run();
+    auto reference = MaximumLikelihoodTrainer(asModel(straight), data, valid, resumeOptions("", 2)).run();
     MaximumLikelihoodOptions first = resumeOptions(path, 2);
     first.stopAfterEpoch = 1;
     AugmentedCouplingFlow interrupted(c);
-    auto partial = MaximumLikelihoodTrainer(interrupted, data, valid, first).run();
+    auto partial = MaximumLikelihoodTrainer(asModel(interrupted), data, valid, first).run();
     EXPECT_TRUE(std::isnan(partial[0].validationNll));
     AugmentedCouplingFlow resumed(c);
-    auto full = MaximumLikelihoodTrainer(resumed, data, valid, resumeOptions(path, 2)).run();
+    auto full = MaximumLikelihoodTrainer(asModel(resumed), data, valid, resumeOptions(path, 2)).run();
     ASSERT_EQ(full.size(), reference.size());
     for (size_t e = 0; e < full.size(); e++)
         if (!std::isnan(reference[e].validationNll))
@@ -312,7 +319,7 @@ TEST(MaximumLikelihoodTrainer, BatchWithEverySampleMaskedIsSkipped) {
     std::vector<torch::Tensor> before;
     for (auto& p : flow->parameters())
         before.push_back(p.detach().clone());
-    auto reports = MaximumLikelihoodTrainer(flow, data, torch::Tensor(), o).run();
+    auto reports = MaximumLikelihoodTrainer(asModel(flow), data, torch::Tensor(), o).run();
     EXPECT_EQ(reports[0].skippedSteps, 1);
     EXPECT_EQ(reports[1].skippedSteps, 1);
     auto after = flow->parameters();

@@ -1,8 +1,7 @@
-// openmmbg export: the flow a training checkpoint holds, as a .bgm model.
+// openmmbg export: the model a training checkpoint holds, as a .bgm model.
 #include "commands.h"
 #include "common.h"
 
-#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/training/Training.h"
 
@@ -20,11 +19,11 @@ struct ExportArgs {
 int runExport(const ExportArgs& args) {
     bool fromBest = false;
     std::string progress;
-    AugmentedCouplingFlow flow = flowFromCheckpoint(args.checkpoint, &fromBest, &progress);
+    std::shared_ptr<Model> model = modelFromCheckpoint(args.checkpoint, &fromBest, &progress);
     json meta = json::parse(progress);
     meta["checkpoint"] = args.checkpoint;
     meta["parameters"] = fromBest ? "best validation NLL" : "current";
-    saveFlow(flow, args.output, {{"training", meta.dump()}});
+    saveModel(*model, args.output, {{"training", meta.dump()}});
     std::cerr << "openmmbg export: wrote " << args.output << " (" << meta["parameters"].get<std::string>()
               << " parameters; run at " << progress << ")" << std::endl;
     return 0;
@@ -35,7 +34,7 @@ int runExport(const ExportArgs& args) {
 Command addExportCommand(CLI::App& parent) {
     auto args = std::make_shared<ExportArgs>();
     CLI::App* app = parent.add_subcommand(
-        "export", "write the flow a training checkpoint holds as a .bgm model (the best validation NLL so far, else "
+        "export", "write the model a training checkpoint holds as a .bgm model (the best validation NLL so far, else "
                   "the current parameters), e.g. to look at a run that is still going");
     addOption(app, "--checkpoint", args->checkpoint, "a training checkpoint (of train, any objective)")
         ->type_name("FILE")

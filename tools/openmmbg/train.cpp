@@ -110,8 +110,6 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
 
     FlowConfig cfg = FlowConfig::fromJson(config.dump());
     createParentDirectories(a.output);
-    // The Non-E-ACF baseline is not rotation equivariant: train it with random-rotation augmentation.
-    o.randomRotations = cfg.projection == "none";
     if (system) {
         const BuiltinSystem::Data& data = *system->data;
         train = loadSplit(dir, data.train.file, *system, data.train.begin, data.train.begin + numTrain);
@@ -119,18 +117,18 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     }
     // Model selection uses the first --num-validation points to keep validation cheap.
     validation = validation.narrow(0, 0, std::min<int64_t>(std::max<int64_t>(m.numValidation, 1), validation.size(0)));
-    AugmentedCouplingFlow flow(cfg);
+    auto model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(cfg));
     std::FILE* metrics = openMetrics(a.metrics);
     if (std::filesystem::exists(o.checkpointPath))
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << systemName << ", " << cfg.projection << "-proj, " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
-    MaximumLikelihoodTrainer trainer(flow, train, validation, o);
-    auto reports = trainer.run([&](const EpochReport& r) {
-        std::cerr << formatEpochReport(r) << std::endl;
+    MaximumLikelihoodTrainer trainer(model, train, validation, o);
+    auto reports = trainer.run([&](const TrainingReport& r) {
+        std::cerr << formatTrainingReport(r) << std::endl;
         if (metrics) {
-            std::fprintf(metrics, "%s\n", epochReportToJson(r).c_str());
+            std::fprintf(metrics, "%s\n", trainingReportToJson(r).c_str());
             std::fflush(metrics);
         }
     });
@@ -138,7 +136,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
         std::fclose(metrics);
     json meta = {{"system", systemName}, {"epochs_run", reports.size()}, {"seed", o.seed},
                  {"best_validation_nll", reports.empty() ? NAN : reports.back().bestValidationNll}};
-    saveFlow(flow, a.output, {{"training", meta.dump()}});
+    saveModel(*model, a.output, {{"training", meta.dump()}});
     std::cerr << "openmmbg train: wrote " << a.output << " (best validation NLL "
               << (reports.empty() ? NAN : reports.back().bestValidationNll) << ")" << std::endl;
     return 0;

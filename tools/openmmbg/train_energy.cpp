@@ -204,10 +204,10 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
         config["temperature"] = temperatureOption;
     }
     const std::string configSource = initModel.empty() ? "--config" : "--init-model " + initModel + ":";
-    AugmentedCouplingFlow flow{nullptr};
+    std::shared_ptr<Model> model;
     if (!initModel.empty()) {
-        flow = loadFlow(initModel);
-        json fromFile = json::parse(flow->config().toJson());
+        model = loadModel(initModel);
+        json fromFile = json::parse(model->configJson());
         if (!builtin && fromFile.value("length_unit", "nm") != "nm")
             throw std::runtime_error(configSource + " length_unit = " + fromFile["length_unit"].dump() +
                                      " but an OpenMM System needs \"nm\"");
@@ -226,7 +226,7 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     FlowConfig cfg = FlowConfig::fromJson(config.dump());
     createParentDirectories(output);
     if (initModel.empty())
-        flow = AugmentedCouplingFlow(cfg);
+        model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(cfg));
     std::FILE* metrics = openMetrics(metricsPath);
     const bool resuming = std::filesystem::exists(o.checkpointPath);
     if (resuming)
@@ -237,14 +237,14 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     if (objective == "fab" && !resuming)
         std::cerr << "openmmbg train: filling the replay buffer (" << o.bufferMinBatches << " AIS batches)" << std::endl;
-    EnergyTrainer trainer(flow, target, o, targetId);
+    EnergyTrainer trainer(model, target, o, targetId);
     const auto fillStart = std::chrono::steady_clock::now();
     int lastFillDecile = 0;
     auto reports = trainer.run(
-        [&](const EnergyTrainingReport& r) {
-            std::cerr << formatEnergyTrainingReport(r) << std::endl;
+        [&](const TrainingReport& r) {
+            std::cerr << formatTrainingReport(r) << std::endl;
             if (metrics) {
-                std::fprintf(metrics, "%s\n", energyTrainingReportToJson(r).c_str());
+                std::fprintf(metrics, "%s\n", trainingReportToJson(r).c_str());
                 std::fflush(metrics);
             }
         },
@@ -269,7 +269,7 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     json meta = {{"objective", objective}, {"target", targetId}, {"iterations_run", done}, {"seed", o.seed},
                  {"reverse_ess", reports.empty() || std::isnan(reports.back().reverseEss) ? json(nullptr)
                                                                                         : json(reports.back().reverseEss)}};
-    saveFlow(flow, output, {{"training", meta.dump()}});
+    saveModel(*model, output, {{"training", meta.dump()}});
     std::cerr << "openmmbg train: wrote " << output << std::endl;
     return 0;
 }

@@ -32,6 +32,16 @@ struct ModelSample {
     torch::Tensor logQ;  ///< joint log q(x, aux) [n]
 };
 
+/** A log-density with the family's training penalty, both per configuration [B]. */
+struct ModelDensity {
+    torch::Tensor logQ;     ///< joint log q(x, aux)
+    /**
+     * What the family adds to every training loss, already weighted (the E-ACF's auxiliary
+     * collinearity loss times "aux_loss_weight"); zeros for families without one.
+     */
+    torch::Tensor penalty;
+};
+
 class Model {
 public:
     virtual ~Model() = default;
@@ -65,6 +75,21 @@ public:
      * estimate logsumexp_k [log q(x, aux_k) - log pi(aux_k|x)] - log K with aux_k ~ pi(aux|x).
      */
     virtual torch::Tensor marginalLogProb(const torch::Tensor& x, int64_t numAuxSamples, torch::Generator& generator) = 0;
+
+    /**
+     * Whether log q(x) is unchanged by rotating x (then training needs no rotation augmentation).
+     * The E-ACF is; its Non-E-ACF baseline (projection "none") is not.
+     */
+    virtual bool rotationInvariant() const = 0;
+
+    // Training. A reparameterised sample is baseToSample(sampleBase(n)): the trainers keep the base
+    // draws so that a loss can be recomputed on a subset of a batch (masking, Training.h).
+    /** Joint log q(x, aux) and the training penalty [B], differentiable. */
+    virtual ModelDensity logProbAndPenalty(const torch::Tensor& x, const torch::Tensor& aux) = 0;
+    /** Draws of the base distribution for n samples [n, ...] (family-defined layout). */
+    virtual torch::Tensor sampleBase(int64_t n, torch::Generator& generator) = 0;
+    /** The samples of base draws and their penalty [n]; differentiable in the parameters. */
+    virtual std::pair<ModelSample, torch::Tensor> baseToSample(const torch::Tensor& base) = 0;
 
     /** The module holding the parameters (training mode, optimisers). */
     virtual torch::nn::Module& module() = 0;

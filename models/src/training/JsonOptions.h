@@ -3,6 +3,7 @@
 // maximum-likelihood and the energy-based options, so both give the same errors.
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,16 @@ public:
         if (!ok)
             throw std::invalid_argument(std::string("training options: '") + key + "' has the wrong type (" + v.dump() + ")");
         field = v.get<T>();
+    }
+
+    /** As above for an optional field: set when the key is present and not null. */
+    template <class T>
+    void read(const char* key, std::optional<T>& field) const {
+        T value{};
+        if (!j.contains(key) || j[key].is_null())
+            return;
+        read(key, value);
+        field = value;
     }
 
 private:

@@ -68,21 +68,6 @@ bool GradientGuard::apply(const std::vector<torch::Tensor>& params) {
     return true;
 }
 
-MaximumLikelihoodTrainer::MaximumLikelihoodTrainer(AugmentedCouplingFlow f, torch::Tensor trainData,
-                                                   torch::Tensor validationData, MaximumLikelihoodOptions o)
-    : flow(std::move(f)), options(o) {
-    auto opts = flow->options();
-    train = trainData.to(opts.dtype());
-    train = train - train.mean(1, true);
-    validation = validationData.defined() ? validationData.to(opts.dtype()) : torch::Tensor();
-    if (train.dim() != 3 || train.size(1) != flow->config().numParticles || train.size(2) != flow->config().dim)
-        throw std::invalid_argument("train: training data must be [n, " + std::to_string(flow->config().numParticles) +
-                                    ", " + std::to_string(flow->config().dim) + "] (got " + c10::str(train.sizes()) + ")");
-    if (options.batchSize < 1 || options.epochs < 1)
-        throw std::invalid_argument("train: batch_size and epochs must be positive (got " +
-                                    std::to_string(options.batchSize) + ", " + std::to_string(options.epochs) + ")");
-}
-
 void zeroGradients(const std::vector<torch::Tensor>& params) {
     for (auto& p : params)
         if (p.grad().defined())
@@ -101,27 +86,6 @@ double maskedBackward(const std::function<std::pair<torch::Tensor, torch::Tensor
     // Sum of kept per-sample losses over the full batch size: dropped samples contribute zero.
     (loss.sum() / double(batchSize)).backward();
     return loss.mean().item<double>();
-}
-
-double MaximumLikelihoodTrainer::trainStep(const torch::Tensor& data, torch::Generator& generator) {
-    torch::Tensor batch = data;
-    if (options.randomRotations)
-        batch = torch::matmul(data, randomRotations(data.size(0), data.size(2), generator, data.options()).transpose(1, 2));
-    torch::Tensor a = flow->sampleAugmented(batch, generator);
-    zeroGradients(flow->parameters());
-    return maskedBackward(
-        [&](const torch::Tensor& idx) {
-            torch::Tensor x = idx.defined() ? batch.index_select(0, idx) : batch;
-            torch::Tensor aug = idx.defined() ? a.index_select(0, idx) : a;
-            FlowDensity d = flow->logProbWithAux(x, aug);
-            return std::make_pair(-d.logQ + flow->config().auxLossWeight * d.aux, d.logQ);
-        },
-        batch.size(0), options.minLogQ);
-}
-
-double MaximumLikelihoodTrainer::validationNll(torch::Generator& generator) {
-    AugmentedCouplingFlowModel model(flow);
-    return marginalNll(model, validation, options.validationAugSamples, generator).first;
 }
 
 AdamOptimizer::AdamOptimizer(std::vector<torch::Tensor> p, double b1, double b2, double e)
@@ -156,48 +120,41 @@ std::string tensorHash(const torch::Tensor& t) {
 
 TensorArchive newCheckpoint(const std::string& signature) {
     TensorArchive a;
-    a.metadata = {{"format", "openmmbg-checkpoint"}, {"format_version", "1"}, {"signature", signature}};
+    a.metadata = {{"format", "openmmbg-checkpoint"}, {"format_version", "2"}, {"signature", signature}};
     return a;
 }
 
 namespace {
 
-// Any training checkpoint of this format version, whatever run wrote it.
+// Any training checkpoint, whatever run wrote it.
 TensorArchive readAnyCheckpoint(const std::string& path) {
     TensorArchive a = deserializeArchive(readFileBytes(path), path, "checkpoint");
     if (a.metadata["format"] != "openmmbg-checkpoint")
         throw std::runtime_error("checkpoint '" + path + "': not an openmmbg training checkpoint");
-    if (a.metadata["format_version"] != "1")
-        throw std::runtime_error("checkpoint '" + path + "': format version '" + a.metadata["format_version"] +
-                                 "' is not supported (this build reads version 1)");
+    const std::string version = a.metadata["format_version"];
+    if (version != "1" && version != "2")
+        throw std::runtime_error("checkpoint '" + path + "': format version '" + version +
+                                 "' is not supported (this build reads versions 1 and 2)");
     return a;
-}
-
-}  // namespace
-
-namespace {
-
-// A run signature as JSON, with the flow configuration's "family" filled in: checkpoints written
-// before configurations named their family are E-ACF runs, and resume as such.
-nlohmann::json normalisedSignature(const std::string& text) {
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_object() && j.contains("config") && j["config"].is_object() && !j["config"].contains("family"))
-        j["config"]["family"] = "eacf";
-    return j;
 }
 
 }  // namespace
 
 TensorArchive readCheckpoint(const std::string& path, const std::string& signature) {
     TensorArchive a = readAnyCheckpoint(path);
-    if (a.metadata["signature"] != signature &&
-        normalisedSignature(a.metadata["signature"]) != normalisedSignature(signature))
-        throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different configuration, "
-                                 "options or data; remove it or choose another checkpoint path");
+    if (a.metadata["format_version"] == "1")
+        throw std::runtime_error("checkpoint '" + path + "' was written by the trainers of openmmbg before the one "
+                                 "training loop (checkpoint format 1) and cannot be resumed by this build: finish that "
+                                 "run with the build that started it, export its model with `openmmbg export`, or "
+                                 "remove the checkpoint to start again");
+    if (a.metadata["signature"] != signature)
+        throw std::runtime_error("checkpoint '" + path + "' was written by a run with a different objective, "
+                                 "configuration, initial model, options or data; remove it or choose another "
+                                 "checkpoint path");
     return a;
 }
 
-AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest, std::string* progress) {
+std::shared_ptr<Model> modelFromCheckpoint(const std::string& path, bool* fromBest, std::string* progress) {
     TensorArchive a = readAnyCheckpoint(path);
     nlohmann::json signature;
     try {
@@ -205,32 +162,41 @@ AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest
     } catch (const std::exception&) {
         throw std::runtime_error("checkpoint '" + path + "': its run signature is not JSON");
     }
-    if (!signature.contains("config"))
-        throw std::runtime_error("checkpoint '" + path + "': its run signature holds no flow configuration");
-    AugmentedCouplingFlow flow(FlowConfig::fromJson(signature["config"].dump()));
-    std::vector<torch::Tensor> params = flow->parameters();
-    const bool best = a.has("best/0");
+    if (!signature.contains("config") || !signature["config"].is_object())
+        throw std::runtime_error("checkpoint '" + path + "': its run signature holds no model configuration");
+    std::shared_ptr<Model> model = makeModel(signature["config"].dump());
+    const bool version1 = a.metadata["format_version"] == "1";
     torch::NoGradGuard noGrad;
-    for (size_t i = 0; i < params.size(); i++) {
+    if (!version1)  // the model's tensors, parameters and fixed statistics alike
+        for (auto& [name, tensor] : model->namedTensors())
+            tensor.copy_(a.get("model/" + name, path).to(tensor.dtype()));
+    std::vector<torch::Tensor> params = model->module().parameters();
+    const bool best = a.has("best/0");
+    for (size_t i = 0; i < params.size() && (best || version1); i++) {
         torch::Tensor t = a.get((best ? "best/" : "param/") + std::to_string(i), path);
         if (t.sizes() != params[i].sizes())
             throw std::runtime_error("checkpoint '" + path + "': parameter " + std::to_string(i) +
-                                     " does not fit the flow of its configuration");
+                                     " does not fit the model of its configuration");
         params[i].copy_(t.to(params[i].dtype()));
     }
-    flow->eval();
+    model->module().eval();
     if (fromBest)
         *fromBest = best;
     if (progress) {
         nlohmann::json p = nlohmann::json::object();
-        for (const char* key : {"epoch", "iteration"})
-            if (a.metadata.count(key))
-                p[key] = std::stoi(a.metadata.at(key));
-        if (a.metadata.count("best_nll"))
-            p["best_validation_nll"] = nlohmann::json::parse(a.metadata.at("best_nll"));
+        const std::string unit = version1 ? (a.metadata.count("epoch") ? "epoch" : "iteration") : a.metadata["unit"];
+        const std::string key = version1 ? unit : "iteration";
+        if (a.metadata.count(key))
+            p[unit] = std::stoi(a.metadata.at(key));
+        for (const char* bestKey : {"best_nll", "best_score"})
+            if (a.metadata.count(bestKey)) {
+                nlohmann::json v = nlohmann::json::parse(a.metadata.at(bestKey));
+                if (v.is_number())
+                    p["best_validation_nll"] = v;
+            }
         *progress = p.dump();
     }
-    return flow;
+    return model;
 }
 
 void storeOptimizerState(TensorArchive& a, const AdamOptimizer& optimizer, const GradientGuard& guard) {
@@ -262,78 +228,11 @@ std::string progressBar(double fraction, int width) {
     return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
 }
 
-namespace {
-
-using nlohmann::json;
-
-// Everything that must match for a checkpoint to be resumed by this run.
-std::string runSignature(const FlowConfig& config, const MaximumLikelihoodOptions& o, const torch::Tensor& train,
-                         const torch::Tensor& validation) {
-    json j = {{"config", json::parse(config.toJson())}, {"epochs", o.epochs}, {"batch_size", o.batchSize},
-              {"lr", {o.initialLearningRate, o.peakLearningRate, o.finalLearningRate}}, {"warmup_epochs", o.warmupEpochs},
-              {"guard", {o.gradientWindow, o.skipFactor, o.clipFactor}}, {"min_log_q", o.minLogQ},
-              {"validate_every", o.validateEvery}, {"validation_aug_samples", o.validationAugSamples},
-              {"seed", o.seed}, {"random_rotations", o.randomRotations}, {"train", tensorHash(train)},
-              {"validation", tensorHash(validation)}};
-    return j.dump();
-}
-
-json reportToJson(const EpochReport& r) {
-    return {{"epoch", r.epoch}, {"total_epochs", r.totalEpochs}, {"train_loss", r.trainLoss}, {"validation_nll", r.validationNll},
-            {"best_validation_nll", r.bestValidationNll}, {"learning_rate", r.learningRate},
-            {"skipped_steps", r.skippedSteps}, {"elapsed", r.elapsed}};
-}
-
-double jsonNumber(const json& v) { return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN(); }
-
-EpochReport reportFromJson(const json& j, int totalEpochs) {
-    EpochReport r;
-    r.epoch = j.at("epoch").get<int>();
-    r.totalEpochs = totalEpochs;
-    r.trainLoss = jsonNumber(j.at("train_loss"));
-    r.validationNll = jsonNumber(j.at("validation_nll"));
-    r.bestValidationNll = jsonNumber(j.at("best_validation_nll"));
-    r.learningRate = j.at("learning_rate").get<double>();
-    r.skippedSteps = j.at("skipped_steps").get<int>();
-    r.elapsed = j.at("elapsed").get<double>();
-    r.eta = 0;
-    r.resumed = true;
-    return r;
-}
-
-}  // namespace
-
 std::string formatDuration(double seconds) {
     char buf[32];
     int total = int(std::lround(seconds));
     std::snprintf(buf, sizeof(buf), "%d:%02d", total / 60, total % 60);
     return buf;
-}
-
-std::string formatEpochReport(const EpochReport& r) {
-    const std::string bar = progressBar(double(r.epoch) / std::max(1, r.totalEpochs));
-    char nll[32] = "   -   ";
-    if (!std::isnan(r.validationNll))
-        std::snprintf(nll, sizeof(nll), "%.4f", r.validationNll);
-    char line[256];
-    std::snprintf(line, sizeof(line), "%s epoch %d/%d  loss %.4f  val NLL %s  lr %.2e  %s elapsed, ETA %s", bar.c_str(),
-                  r.epoch, r.totalEpochs, r.trainLoss, nll, r.learningRate, formatDuration(r.elapsed).c_str(),
-                  formatDuration(r.eta).c_str());
-    std::string out = line;
-    if (r.skippedSteps)
-        out += " (" + std::to_string(r.skippedSteps) + " steps skipped)";
-    if (r.resumed)
-        out += "  (from checkpoint)";
-    return out;
-}
-
-std::string epochReportToJson(const EpochReport& r) {
-    json j = reportToJson(r);
-    if (std::isnan(r.validationNll))
-        j.erase("validation_nll");
-    if (std::isnan(r.bestValidationNll) || std::isinf(r.bestValidationNll))
-        j.erase("best_validation_nll");
-    return j.dump();
 }
 
 MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
@@ -367,138 +266,99 @@ MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& tex
     return o;
 }
 
-std::vector<EpochReport> MaximumLikelihoodTrainer::run(const std::function<void(const EpochReport&)>& onEpoch) {
-    using Clock = std::chrono::steady_clock;
-    const auto start = Clock::now();
-    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-    torch::Generator valGen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 1);
-    const int64_t n = train.size(0);
-    const int64_t stepsPerEpoch = (n + options.batchSize - 1) / options.batchSize;
-    const int64_t totalSteps = stepsPerEpoch * options.epochs;
+MaximumLikelihoodObjective::MaximumLikelihoodObjective(Model& model, torch::Tensor trainData, torch::Tensor validationData,
+                                                       const MaximumLikelihoodOptions& o)
+    : options(o), rotate(o.randomRotations.value_or(!model.rotationInvariant())) {
+    const torch::Dtype dtype = torch::typeMetaToScalarType(model.options().dtype());
+    const int64_t N = model.numParticles(), D = model.dim();
+    if (!trainData.defined() || trainData.dim() != 3 || trainData.size(1) != N || trainData.size(2) != D)
+        throw std::invalid_argument("train: training data must be [n, " + std::to_string(N) + ", " + std::to_string(D) +
+                                    "] (got " + (trainData.defined() ? c10::str(trainData.sizes()) : "none") + ")");
+    if (trainData.size(0) < 1)
+        throw std::invalid_argument("train: no training configurations");
+    train = trainData.to(dtype);
+    train = train - train.mean(1, true);
+    validation = validationData.defined() ? validationData.to(dtype) : torch::Tensor();
+    if (validation.defined() && validation.size(0) > 0 &&
+        (validation.dim() != 3 || validation.size(1) != N || validation.size(2) != D))
+        throw std::invalid_argument("train: validation data must be [m, " + std::to_string(N) + ", " +
+                                    std::to_string(D) + "] (got " + c10::str(validation.sizes()) + ")");
+}
+
+TrainingLoopSettings MaximumLikelihoodObjective::loopSettings(const MaximumLikelihoodOptions& o, int64_t n) {
+    if (o.batchSize < 1 || o.epochs < 1)
+        throw std::invalid_argument("train: batch_size and epochs must be positive (got " + std::to_string(o.batchSize) +
+                                    ", " + std::to_string(o.epochs) + ")");
+    TrainingLoopSettings s;
+    s.iterations = o.epochs;
+    s.updatesPerIteration = (n + o.batchSize - 1) / o.batchSize;
     // The reference warms up for 30 of 100+ epochs; shorter runs warm up for 30% of their epochs.
-    const int warmup = std::min(options.warmupEpochs, std::max(1, options.epochs * 3 / 10));
-    WarmupCosineSchedule schedule{options.initialLearningRate, options.peakLearningRate, options.finalLearningRate,
-                                  stepsPerEpoch * warmup, totalSteps};
-    std::vector<torch::Tensor> params = flow->parameters();
-    AdamOptimizer optimizer(params);
-    GradientGuard guard(options.gradientWindow, options.skipFactor, options.clipFactor);
-    std::vector<EpochReport> reports;
-    std::vector<torch::Tensor> best;
-    double bestNll = std::numeric_limits<double>::infinity();
-    int sinceImprovement = 0;
-    int64_t step = 0;
-    int firstEpoch = 1;
-    double elapsedBefore = 0;  // training seconds of earlier runs of this checkpoint
-    const std::string signature = runSignature(flow->config(), options, train, validation);
+    s.warmupIterations = std::min(o.warmupEpochs, std::max(1, o.epochs * 3 / 10));
+    s.initialLearningRate = o.initialLearningRate;
+    s.peakLearningRate = o.peakLearningRate;
+    s.finalLearningRate = o.finalLearningRate;
+    s.gradientWindow = o.gradientWindow;
+    s.skipFactor = o.skipFactor;
+    s.clipFactor = o.clipFactor;
+    s.minLogQ = o.minLogQ;
+    s.reportEvery = 1;
+    s.evaluateEvery = o.validateEvery;
+    s.patience = o.patience;
+    s.timeLimit = o.timeLimit;
+    s.seed = o.seed;
+    s.checkpointPath = o.checkpointPath;
+    s.checkpointEvery = o.checkpointEvery;
+    s.stopAfterIteration = o.stopAfterEpoch;
+    return s;
+}
 
-    auto saveCheckpoint = [&](int epoch) {
-        TensorArchive a = newCheckpoint(signature);
-        a.metadata.insert({{"epoch", std::to_string(epoch)}, {"step", std::to_string(step)},
-                           {"best_nll", json(bestNll).dump()}, {"since_improvement", std::to_string(sinceImprovement)}});
-        json history = json::array();
-        for (auto& r : reports)
-            history.push_back(reportToJson(r));
-        a.metadata["reports"] = history.dump();
-        storeOptimizerState(a, optimizer, guard);
-        for (size_t i = 0; i < best.size(); i++)
-            a.tensors.emplace_back("best/" + std::to_string(i), best[i]);
-        a.tensors.emplace_back("rng/train", gen.get_state());
-        a.tensors.emplace_back("rng/validation", valGen.get_state());
-        writeFileAtomically(options.checkpointPath, serializeArchive(a));
-    };
+std::string MaximumLikelihoodObjective::signature() const {
+    return nlohmann::json({{"batch_size", options.batchSize}, {"validation_aug_samples", options.validationAugSamples},
+                           {"random_rotations", rotate}, {"train", tensorHash(train)},
+                           {"validation", tensorHash(validation)}})
+        .dump();
+}
 
-    if (!options.checkpointPath.empty() && std::ifstream(options.checkpointPath).good()) {
-        const std::string& path = options.checkpointPath;
-        TensorArchive a = readCheckpoint(path, signature);
-        restoreOptimizerState(a, path, optimizer, guard);
-        for (size_t i = 0; i < params.size() && a.has("best/" + std::to_string(i)); i++)
-            best.push_back(a.get("best/" + std::to_string(i), path).to(params[i].dtype()));
-        gen.set_state(a.get("rng/train", path));
-        valGen.set_state(a.get("rng/validation", path));
-        step = std::stoll(a.metadata["step"]);
-        firstEpoch = std::stoi(a.metadata["epoch"]) + 1;
-        bestNll = json::parse(a.metadata["best_nll"]).is_number() ? json::parse(a.metadata["best_nll"]).get<double>()
-                                                                  : std::numeric_limits<double>::infinity();
-        sinceImprovement = std::stoi(a.metadata["since_improvement"]);
-        for (auto& j : json::parse(a.metadata["reports"]))
-            reports.push_back(reportFromJson(j, options.epochs));
-        if (!reports.empty())
-            elapsedBefore = reports.back().elapsed;
-        if (onEpoch)
-            for (auto& r : reports)
-                onEpoch(r);
+void MaximumLikelihoodObjective::iterate(TrainingLoop& loop) {
+    Model& model = loop.model();
+    torch::Generator& gen = loop.generator();
+    const int64_t n = train.size(0);
+    torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+    for (int64_t begin = 0; begin < n; begin += options.batchSize) {
+        torch::Tensor batch = train.index_select(0, order.narrow(0, begin, std::min<int64_t>(options.batchSize, n - begin)));
+        if (rotate)
+            batch = torch::matmul(batch, randomRotations(batch.size(0), batch.size(2), gen, batch.options()).transpose(1, 2));
+        torch::Tensor aux = model.sampleAuxiliary(batch, gen);
+        loop.update(
+            [&](const torch::Tensor& idx) {
+                torch::Tensor x = idx.defined() ? batch.index_select(0, idx) : batch;
+                torch::Tensor a = idx.defined() ? aux.index_select(0, idx) : aux;
+                ModelDensity d = model.logProbAndPenalty(x, a);
+                return std::make_pair(-d.logQ + d.penalty, d.logQ);
+            },
+            batch.size(0));
     }
+}
 
-    flow->train();
-    bool stoppedEarly = !reports.empty() && options.patience > 0 && sinceImprovement >= options.patience;
-    for (int epoch = firstEpoch; epoch <= options.epochs && !stoppedEarly; epoch++) {
-        torch::Tensor order = torch::randperm(n, gen, torch::kLong);
-        double lossSum = 0;
-        int lossCount = 0, skipped = 0;
-        double lr = schedule.at(step);
-        for (int64_t b = 0; b < stepsPerEpoch; b++, step++) {
-            lr = schedule.at(step);
-            torch::Tensor idx = order.narrow(0, b * options.batchSize, std::min<int64_t>(options.batchSize, n - b * options.batchSize));
-            double loss = trainStep(train.index_select(0, idx), gen);
-            if (std::isnan(loss) || !guard.apply(params)) {  // NaN: every sample of the batch was masked
-                skipped++;
-                continue;
-            }
-            optimizer.step(lr);
-            if (std::isfinite(loss)) {
-                lossSum += loss;
-                lossCount++;
-            }
-        }
-        EpochReport r;
-        r.epoch = epoch;
-        r.totalEpochs = options.epochs;
-        r.trainLoss = lossCount > 0 ? lossSum / lossCount : std::numeric_limits<double>::quiet_NaN();
-        r.learningRate = lr;
-        r.skippedSteps = skipped;
-        const double runSeconds = std::chrono::duration<double>(Clock::now() - start).count();
-        const bool timeUp = options.timeLimit > 0 && runSeconds >= options.timeLimit;
-        const bool last = epoch == options.epochs || timeUp || epoch == options.stopAfterEpoch;
-        // Validate on the schedule only (and after the final epoch): an extra validation when a run
-        // is cut short would consume validation draws and break exact resumption.
-        if (validation.defined() && validation.size(0) > 0 &&
-            (epoch % std::max(1, options.validateEvery) == 0 || epoch == options.epochs)) {
-            flow->eval();
-            r.validationNll = validationNll(valGen);
-            flow->train();
-            if (r.validationNll < bestNll) {
-                bestNll = r.validationNll;
-                sinceImprovement = 0;
-                best.clear();
-                for (auto& p : params)
-                    best.push_back(p.detach().clone());
-            } else {
-                sinceImprovement++;
-            }
-        }
-        r.bestValidationNll = bestNll;
-        const double runElapsed = std::chrono::duration<double>(Clock::now() - start).count();
-        r.elapsed = elapsedBefore + runElapsed;
-        r.eta = runElapsed / (epoch - firstEpoch + 1) * (options.epochs - epoch);
-        if (options.timeLimit > 0)
-            r.eta = std::min(r.eta, std::max(0.0, options.timeLimit - runElapsed));
-        reports.push_back(r);
-        stoppedEarly = options.patience > 0 && sinceImprovement >= options.patience;
-        if (!options.checkpointPath.empty() &&
-            (epoch % std::max(1, options.checkpointEvery) == 0 || last || stoppedEarly))
-            saveCheckpoint(epoch);
-        if (onEpoch)
-            onEpoch(r);
-        if (timeUp || epoch == options.stopAfterEpoch)
-            break;
-    }
-    flow->eval();
-    if (!best.empty()) {
-        torch::NoGradGuard noGrad;
-        for (size_t i = 0; i < params.size(); i++)
-            params[i].copy_(best[i]);
-    }
-    return reports;
+double MaximumLikelihoodObjective::evaluate(TrainingLoop& loop, TrainingReport& report) {
+    if (!selectsModels())
+        return std::numeric_limits<double>::quiet_NaN();
+    report.validationNll = marginalNll(loop.model(), validation, options.validationAugSamples, loop.evaluationGenerator()).first;
+    return report.validationNll;
+}
+
+MaximumLikelihoodTrainer::MaximumLikelihoodTrainer(std::shared_ptr<Model> m, torch::Tensor train, torch::Tensor validation,
+                                                   MaximumLikelihoodOptions o)
+    : model(std::move(m)), options(std::move(o)) {
+    if (!model)
+        throw std::invalid_argument("train: needs a model");
+    objective = std::make_shared<MaximumLikelihoodObjective>(*model, train, validation, options);
+    numTrain = train.size(0);
+}
+
+std::vector<TrainingReport> MaximumLikelihoodTrainer::run(const std::function<void(const TrainingReport&)>& onEpoch) {
+    TrainingLoop loop(model, objective, MaximumLikelihoodObjective::loopSettings(options, numTrain), "epoch");
+    return loop.run(onEpoch);
 }
 
 }  // namespace OpenMMBG

@@ -34,6 +34,11 @@ public:
     torch::Tensor marginalLogProb(const torch::Tensor& x, int64_t numAuxSamples, torch::Generator& generator) override {
         return flow_->marginalLogProb(x, numAuxSamples, generator);
     }
+    bool rotationInvariant() const override { return flow_->config().projection != "none"; }
+    ModelDensity logProbAndPenalty(const torch::Tensor& x, const torch::Tensor& aux) override;
+    /** z0 = (x0, a0) [n, N, 1 + A, D]: x0 from the zero-CoM Gaussian, a0 ~ pi(a|x0). */
+    torch::Tensor sampleBase(int64_t n, torch::Generator& generator) override;
+    std::pair<ModelSample, torch::Tensor> baseToSample(const torch::Tensor& base) override;
     torch::nn::Module& module() override { return *flow_; }
     std::vector<std::pair<std::string, torch::Tensor>> namedTensors() override;
 

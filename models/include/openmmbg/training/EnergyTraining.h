@@ -1,19 +1,20 @@
 #pragma once
 /**
- * Energy-based training of an augmented coupling flow against an unnormalised target p~(x), with
- * no samples of the target (FAB, docs/eacf-mapping.md#fab-settings):
+ * Energy-based training of a model against an unnormalised target p~(x), with no samples of the
+ * target (FAB, docs/eacf-mapping.md#fab-settings): two objectives of the one training loop
+ * (TrainingLoop.h).
  *
- *  - "fab": flow annealed importance sampling bootstrap with a prioritised replay buffer. Each
+ *  - "fab" (E-ACF models; its sampler works on the joint space (x, a)): flow annealed importance
+ *    sampling bootstrap with a prioritised replay buffer. Each
  *    iteration runs AIS from q to p~^alpha q^(1-alpha) on one batch of flow samples, adds the AIS
  *    samples to the buffer, then makes `updatesPerIteration` gradient updates on buffer batches
  *    drawn without replacement in proportion to their AIS weights, with loss
  *    -mean(min(exp((1-alpha)(sg(log q) - log q_old)), w_max) log q) + w_aux aux.
- *  - "reverse-kl": loss mean(log q(x, a) - log p~(x) - log pi(a|x)) on reparameterised flow samples
- *    (+ w_aux aux); one gradient update per iteration.
+ *  - "reverse-kl" (every family): loss mean(log q(x, a) - log p~(x) - log pi(a|x)) on
+ *    reparameterised model samples (+ the family's penalty); one gradient update per iteration.
  *
- * The joint target is p~(x) pi(a|x) with pi the flow's augmented Gaussian. Adam, the warmup-cosine
- * learning rate, the gradient guard, per-sample masking and checkpoints are those of maximum
- * likelihood training (Training.h).
+ * The joint target is p~(x) pi(a|x) with pi the model's auxiliary target (none for families
+ * without auxiliary variables).
  */
 #include "openmmbg/training/Fab.h"
 #include "openmmbg/training/Training.h"
@@ -81,29 +82,56 @@ struct EnergyTrainingOptions {
  */
 EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& json);
 
-/** Progress of energy-based training, every `reportEvery` iterations (and at the last). */
-struct EnergyTrainingReport {
-    int iteration;                 ///< 1-based
-    int totalIterations;
-    double loss;                   ///< mean loss of the updates since the previous report
-    double learningRate;
-    int skippedSteps;              ///< skipped gradient updates since the previous report
-    std::vector<double> stepSizes; ///< HMC step sizes per intermediate distribution (fab)
-    std::vector<double> acceptance;  ///< mean HMC acceptance per intermediate distribution since the previous report (fab)
-    double aisLogWeightMean = std::numeric_limits<double>::quiet_NaN();  ///< mean finite AIS log w of the last pass (fab)
-    double reverseEss = std::numeric_limits<double>::quiet_NaN();  ///< flow reverse ESS fraction; NaN when not evaluated
-    double aisEss = std::numeric_limits<double>::quiet_NaN();      ///< ESS fraction of AIS with alpha = 1; NaN when not evaluated
-    int64_t bufferSize = 0;
-    double elapsed;                ///< seconds of training so far, summed over resumed runs
-    double eta;                    ///< estimated seconds left
-    bool resumed = false;          ///< restored from a checkpoint, not run now
+/** The FAB objective: AIS passes into a prioritised replay buffer, several updates per pass on its samples. */
+class FabObjective : public TrainingObjective {
+public:
+    /** @param targetId identifies the target in the run signature */
+    FabObjective(Model& model, std::shared_ptr<Target> target, const EnergyTrainingOptions& options, std::string targetId);
+    std::string name() const override { return "fab"; }
+    std::string signature() const override;
+    /** Fills the replay buffer with AIS samples of the initial flow (calls onBufferFill(filled, total) per batch). */
+    void prepare(TrainingLoop& loop) override;
+    void iterate(TrainingLoop& loop) override;
+    void completeReport(TrainingReport& report) override;
+    double evaluate(TrainingLoop& loop, TrainingReport& report) override;
+    void store(TensorArchive& archive) const override;
+    void restore(const TensorArchive& archive, const std::string& path) override;
+    std::function<void(int, int)> onBufferFill;
+
+private:
+    AugmentedCouplingFlow flow;
+    std::shared_ptr<Target> target;
+    EnergyTrainingOptions options;
+    std::string targetId;
+    TargetJointDensity joint;
+    AisOptions aisOptions;
+    AnnealedImportanceSampler ais;
+    PrioritisedReplayBuffer buffer;
+    // Since the last report: acceptance sums per intermediate distribution and the AIS passes they cover.
+    std::vector<double> acceptanceSums;
+    int passes = 0;
+    double lastLogWeightMean = std::numeric_limits<double>::quiet_NaN();
 };
 
-/** One progress line: bar, iteration, loss, ESS, step sizes and acceptance, elapsed time and ETA. */
-std::string formatEnergyTrainingReport(const EnergyTrainingReport& report);
-/** JSON object of a report (the metrics-log line); NaN values are left out. */
-std::string energyTrainingReportToJson(const EnergyTrainingReport& report);
+/** The reverse-KL objective: one update per iteration on fresh reparameterised samples. */
+class ReverseKlObjective : public TrainingObjective {
+public:
+    ReverseKlObjective(std::shared_ptr<Target> target, const EnergyTrainingOptions& options, std::string targetId);
+    std::string name() const override { return "reverse-kl"; }
+    std::string signature() const override;
+    void iterate(TrainingLoop& loop) override;
+    double evaluate(TrainingLoop& loop, TrainingReport& report) override;
 
+private:
+    std::shared_ptr<Target> target;
+    EnergyTrainingOptions options;
+    std::string targetId;
+};
+
+/** The loop's settings of an energy-based run with these options. */
+TrainingLoopSettings energyTrainingLoopSettings(const EnergyTrainingOptions& options);
+
+/** Energy-based training of a model: the one training loop with the FAB or the reverse-KL objective. */
 class EnergyTrainer {
 public:
     /**
@@ -112,30 +140,23 @@ public:
      * @param targetId identifies the target in the checkpoint signature (default: target->name();
      *                 give e.g. a hash of a System's XML so a checkpoint is not resumed against
      *                 another System)
+     * Throws std::invalid_argument if the target and the model differ in particles or dimensions,
+     * or FAB is asked of a family without its joint-space sampler.
      */
-    EnergyTrainer(AugmentedCouplingFlow flow, std::shared_ptr<Target> target, EnergyTrainingOptions options,
+    EnergyTrainer(std::shared_ptr<Model> model, std::shared_ptr<Target> target, EnergyTrainingOptions options,
                   std::string targetId = "");
     /**
      * Train; calls onReport at every report (and once for each report restored from a checkpoint,
      * with resumed = true), and onBufferFill(filled, total) after each AIS batch of FAB's replay-buffer
-     * pre-fill (before the first iteration; it can take minutes). The flow keeps the final parameters.
+     * pre-fill (before the first iteration; it can take minutes). The model keeps the final parameters.
      */
-    std::vector<EnergyTrainingReport> run(const std::function<void(const EnergyTrainingReport&)>& onReport = {},
-                                          const std::function<void(int, int)>& onBufferFill = {});
-    /**
-     * The FAB loss of one buffer batch with gradients (zeroed first): per-sample
-     * -min(exp((1-alpha)(sg(log q) - logQOld)), w_max) log q + w_aux aux, masked. Returns
-     * {mean loss of kept samples (NaN if none), log q of the batch (detached)}.
-     */
-    std::pair<double, torch::Tensor> fabStep(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& logQOld);
-    /** The reverse-KL loss of one batch of fresh flow samples with gradients; returns the mean loss of kept samples. */
-    double reverseKlStep(torch::Generator& generator);
+    std::vector<TrainingReport> run(const std::function<void(const TrainingReport&)>& onReport = {},
+                                    const std::function<void(int, int)>& onBufferFill = {});
 
 private:
-    AugmentedCouplingFlow flow;
-    std::shared_ptr<Target> target;
+    std::shared_ptr<Model> model;
+    std::shared_ptr<TrainingObjective> objective;
     EnergyTrainingOptions options;
-    std::string targetId;
 };
 
 }  // namespace OpenMMBG

@@ -1,17 +1,19 @@
 #pragma once
 /**
- * Maximum-likelihood training of an augmented coupling flow from samples of the target
- * (docs/eacf-mapping.md#maximum-likelihood-settings): loss -mean log q(x, a) with a ~ pi(a|x),
- * plus the weighted auxiliary loss; Adam with a warmup-cosine learning rate; a gradient guard that
- * skips and clips by the median of recent gradient norms; per-sample masking.
+ * Training: the parts every objective shares (Adam, the warmup-cosine learning rate, the gradient
+ * guard that skips and clips by the median of recent gradient norms, per-sample masking,
+ * checkpoints; the loop itself is TrainingLoop.h) and the maximum-likelihood objective: loss
+ * -mean log q(x, aux) with aux ~ pi(aux|x), plus the family's penalty (the E-ACF's weighted
+ * auxiliary loss; docs/eacf-mapping.md#maximum-likelihood-settings).
  */
 #include "openmmbg/distributions/Distributions.h"
-#include "openmmbg/eacf/AugmentedCouplingFlow.h"
 #include "openmmbg/io/TensorArchive.h"
+#include "openmmbg/training/TrainingLoop.h"
 
 #include <deque>
 #include <functional>
 #include <limits>
+#include <optional>
 
 namespace OpenMMBG {
 
@@ -41,39 +43,6 @@ private:
     int window;
     double skipFactor, clipFactor;
     std::deque<double> history;
-};
-
-struct MaximumLikelihoodOptions {
-    int epochs = 100;
-    int batchSize = 32;
-    double initialLearningRate = 2e-5;
-    double peakLearningRate = 2e-4;
-    double finalLearningRate = 2e-5;
-    int warmupEpochs = 30;        ///< clamped to 30% of the run for short runs
-    int gradientWindow = 100;
-    double skipFactor = 10.0;
-    double clipFactor = 2.0;
-    double minLogQ = -1e4;        ///< samples with log q below this are masked out
-    double timeLimit = 0;         ///< seconds; 0 means none. Training stops after the epoch that exceeds it.
-    int validateEvery = 10;       ///< epochs between validations (and after the last epoch)
-    int validationAugSamples = 20;
-    int patience = 0;             ///< stop after this many validations without improvement; 0 disables
-    /**
-     * Rotate every training configuration by a random rotation each time it is used. Default: on
-     * for flows that are not rotation equivariant (projection "none", the Non-E-ACF baseline).
-     */
-    bool randomRotations = false;
-    uint64_t seed = 0;
-    /**
-     * Checkpoint file (empty: none). Written atomically every `checkpointEvery` epochs; if it exists
-     * when training starts, training resumes from it exactly (same parameters, optimizer state,
-     * random streams and history), provided it was written by a run with the same configuration,
-     * options and data; otherwise run() throws.
-     */
-    std::string checkpointPath;
-    int checkpointEvery = 1;
-    /** Stop (as if killed) after this epoch; 0 runs to the end. For tests of resumption. */
-    int stopAfterEpoch = 0;
 };
 
 /** Adam (Kingma & Ba) with bias correction, its state kept in plain tensors so it can be checkpointed. */
@@ -106,22 +75,24 @@ double maskedBackward(const std::function<std::pair<torch::Tensor, torch::Tensor
 std::string tensorHash(const torch::Tensor& t);
 
 /**
- * Training checkpoints (format "openmmbg-checkpoint", version 1): a TensorArchive written
- * atomically. `signature` identifies the run (configuration, options, data); a checkpoint is resumed
- * only by a run with the same signature.
+ * Training checkpoints (format "openmmbg-checkpoint", version 2): a TensorArchive written
+ * atomically by TrainingLoop. `signature` identifies the run (objective, configuration, initial
+ * model, options, data or target); a checkpoint is resumed only by a run with the same signature.
+ * Version 1 checkpoints (the trainers before the one training loop) are refused with a message
+ * saying so; the models they hold can still be exported with modelFromCheckpoint.
  */
 TensorArchive newCheckpoint(const std::string& signature);
 /** Read a checkpoint; throws std::runtime_error if it is not one, has another version or another signature. */
 TensorArchive readCheckpoint(const std::string& path, const std::string& signature);
 /**
- * The flow a training checkpoint of either trainer (maximum likelihood or energy-based) holds: its
- * configuration from the run signature, with the parameters of the best validation NLL so far where
- * the run validated, else the current ones. For looking at a run that is still going or was stopped
- * before its end; the checkpoint is only read. `fromBest` tells which parameters were taken, and
+ * The model a training checkpoint holds (any objective, format version 1 or 2): its configuration
+ * from the run signature, with the parameters of the best validation NLL so far where the run
+ * validated, else the current ones. For looking at a run that is still going or was stopped before
+ * its end; the checkpoint is only read. `fromBest` tells which parameters were taken, and
  * `progress` (JSON: "epoch" or "iteration", "best_validation_nll") where the run stood.
  */
-AugmentedCouplingFlow flowFromCheckpoint(const std::string& path, bool* fromBest = nullptr,
-                                         std::string* progress = nullptr);
+std::shared_ptr<Model> modelFromCheckpoint(const std::string& path, bool* fromBest = nullptr,
+                                           std::string* progress = nullptr);
 /** Store the parameters, Adam moments and step count, and the gradient guard's norms in a checkpoint. */
 void storeOptimizerState(TensorArchive& archive, const AdamOptimizer& optimizer, const GradientGuard& guard);
 /** Restore what storeOptimizerState stored (into the optimizer's parameter tensors, in place). */
@@ -131,41 +102,42 @@ void restoreOptimizerState(const TensorArchive& archive, const std::string& path
 /** "[#####.....]": a progress bar of `width` characters filled to `fraction` (clamped to [0, 1]). */
 std::string progressBar(double fraction, int width = 30);
 
-struct EpochReport {
-    int epoch;                    ///< 1-based
-    int totalEpochs;
-    double trainLoss;             ///< mean loss over the epoch's kept samples
-    double validationNll = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not validated this epoch
-    double bestValidationNll = std::numeric_limits<double>::quiet_NaN();
-    double learningRate;
-    int skippedSteps;
-    double elapsed;               ///< seconds of training so far, summed over resumed runs
-    double eta;                   ///< estimated seconds left
-    bool resumed = false;         ///< this epoch was restored from a checkpoint, not run now
-};
+/** Seconds as "m:ss". */
+std::string formatDuration(double seconds);
 
-class MaximumLikelihoodTrainer {
-public:
+/** Options of maximum-likelihood training; the defaults are the E-ACF paper's DW4/LJ13 settings. */
+struct MaximumLikelihoodOptions {
+    int epochs = 100;
+    int batchSize = 32;
+    double initialLearningRate = 2e-5;
+    double peakLearningRate = 2e-4;
+    double finalLearningRate = 2e-5;
+    int warmupEpochs = 30;        ///< clamped to 30% of the run for short runs
+    int gradientWindow = 100;
+    double skipFactor = 10.0;
+    double clipFactor = 2.0;
+    double minLogQ = -1e4;        ///< samples with log q below this are masked out
+    double timeLimit = 0;         ///< seconds; 0 means none. Training stops after the epoch that exceeds it.
+    int validateEvery = 10;       ///< epochs between validations (and after the last epoch)
+    int validationAugSamples = 20;
+    int patience = 0;             ///< stop after this many validations without improvement; 0 disables
     /**
-     * @param train training configurations [n, N, D] (centred or not)
-     * @param validation validation configurations [m, N, D] (may be empty: no model selection)
+     * Rotate every training configuration by a random rotation each time it is used. Unset (the
+     * default): on for models whose density is not rotation invariant (Model::rotationInvariant(),
+     * e.g. the Non-E-ACF baseline).
      */
-    MaximumLikelihoodTrainer(AugmentedCouplingFlow flow, torch::Tensor train, torch::Tensor validation,
-                             MaximumLikelihoodOptions options);
+    std::optional<bool> randomRotations;
+    uint64_t seed = 0;
     /**
-     * Train; calls onEpoch after every epoch (and once for each epoch restored from a checkpoint,
-     * with resumed = true). Restores the parameters with the best validation NLL.
+     * Checkpoint file (empty: none). Written atomically every `checkpointEvery` epochs; if it exists
+     * when training starts, training resumes from it exactly (same parameters, optimizer state,
+     * random streams and history), provided it was written by a run with the same configuration,
+     * options and data; otherwise run() throws.
      */
-    std::vector<EpochReport> run(const std::function<void(const EpochReport&)>& onEpoch = {});
-    /** Compute the masked loss of one batch and its gradients; returns the mean loss of kept samples. */
-    double trainStep(const torch::Tensor& batch, torch::Generator& generator);
-    /** Mean marginal NLL over the validation set. */
-    double validationNll(torch::Generator& generator);
-
-private:
-    AugmentedCouplingFlow flow;
-    torch::Tensor train, validation;
-    MaximumLikelihoodOptions options;
+    std::string checkpointPath;
+    int checkpointEvery = 1;
+    /** Stop (as if killed) after this epoch; 0 runs to the end. For tests of resumption. */
+    int stopAfterEpoch = 0;
 };
 
 /**
@@ -177,13 +149,49 @@ private:
  */
 MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& json);
 
-/** Seconds as "m:ss". */
-std::string formatDuration(double seconds);
+/**
+ * The maximum-likelihood objective: an iteration is an epoch over the training configurations in
+ * a fresh random order, in batches; evaluations compute the validation set's mean marginal NLL,
+ * which selects the model.
+ */
+class MaximumLikelihoodObjective : public TrainingObjective {
+public:
+    /**
+     * @param train      training configurations [n, N, D] (centred here: their centroid is removed)
+     * @param validation validation configurations [m, N, D] (may be empty: no model selection)
+     */
+    MaximumLikelihoodObjective(Model& model, torch::Tensor train, torch::Tensor validation,
+                               const MaximumLikelihoodOptions& options);
+    std::string name() const override { return "maximum-likelihood"; }
+    std::string signature() const override;
+    void iterate(TrainingLoop& loop) override;
+    bool selectsModels() const override { return validation.defined() && validation.size(0) > 0; }
+    double evaluate(TrainingLoop& loop, TrainingReport& report) override;
+    /** The loop's settings of a run with these options on n training configurations. */
+    static TrainingLoopSettings loopSettings(const MaximumLikelihoodOptions& options, int64_t n);
 
-/** One progress line for an epoch: bar, loss, validation NLL, learning rate, elapsed time and ETA. */
-std::string formatEpochReport(const EpochReport& report);
+private:
+    torch::Tensor train, validation;
+    MaximumLikelihoodOptions options;
+    bool rotate;
+};
 
-/** JSON object of an epoch report (the metrics-log line). */
-std::string epochReportToJson(const EpochReport& report);
+/** Maximum-likelihood training of a model: the one training loop with the maximum-likelihood objective. */
+class MaximumLikelihoodTrainer {
+public:
+    MaximumLikelihoodTrainer(std::shared_ptr<Model> model, torch::Tensor train, torch::Tensor validation,
+                             MaximumLikelihoodOptions options);
+    /**
+     * Train; calls onEpoch after every epoch (and once for each epoch restored from a checkpoint,
+     * with resumed = true). Restores the parameters with the best validation NLL.
+     */
+    std::vector<TrainingReport> run(const std::function<void(const TrainingReport&)>& onEpoch = {});
+
+private:
+    std::shared_ptr<Model> model;
+    std::shared_ptr<MaximumLikelihoodObjective> objective;
+    MaximumLikelihoodOptions options;
+    int64_t numTrain;
+};
 
 }  // namespace OpenMMBG
