@@ -201,7 +201,6 @@ std::shared_ptr<Model> modelFromCheckpoint(const std::string& path, bool* fromBe
 
 void storeOptimizerState(TensorArchive& a, const AdamOptimizer& optimizer, const GradientGuard& guard) {
     for (size_t i = 0; i < optimizer.params.size(); i++) {
-        a.tensors.emplace_back("param/" + std::to_string(i), optimizer.params[i]);
         a.tensors.emplace_back("adam_m/" + std::to_string(i), optimizer.firstMoments[i]);
         a.tensors.emplace_back("adam_v/" + std::to_string(i), optimizer.secondMoments[i]);
     }
@@ -214,7 +213,6 @@ void restoreOptimizerState(const TensorArchive& a, const std::string& path, Adam
                            GradientGuard& guard) {
     torch::NoGradGuard noGrad;
     for (size_t i = 0; i < optimizer.params.size(); i++) {
-        optimizer.params[i].copy_(a.get("param/" + std::to_string(i), path));
         optimizer.firstMoments[i].copy_(a.get("adam_m/" + std::to_string(i), path));
         optimizer.secondMoments[i].copy_(a.get("adam_v/" + std::to_string(i), path));
     }

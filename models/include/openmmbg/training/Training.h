@@ -93,9 +93,12 @@ TensorArchive readCheckpoint(const std::string& path, const std::string& signatu
  */
 std::shared_ptr<Model> modelFromCheckpoint(const std::string& path, bool* fromBest = nullptr,
                                            std::string* progress = nullptr);
-/** Store the parameters, Adam moments and step count, and the gradient guard's norms in a checkpoint. */
+/**
+ * Store Adam's moments and step count and the gradient guard's norms in a checkpoint (the
+ * parameters themselves are stored with the model's tensors).
+ */
 void storeOptimizerState(TensorArchive& archive, const AdamOptimizer& optimizer, const GradientGuard& guard);
-/** Restore what storeOptimizerState stored (into the optimizer's parameter tensors, in place). */
+/** Restore what storeOptimizerState stored, in place. */
 void restoreOptimizerState(const TensorArchive& archive, const std::string& path, AdamOptimizer& optimizer,
                            GradientGuard& guard);
 
