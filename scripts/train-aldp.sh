@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Train the alanine dipeptide Spherical-proj E-ACF on the replica-exchange data of
-# scripts/generate-aldp-data.sh (300 K frames of the "train" run), resumable across sessions.
+# Train an alanine dipeptide model on the replica-exchange data of scripts/generate-aldp-data.sh
+# (300 K frames of the "train" run), resumable across sessions.
 #
-#   scripts/train-aldp.sh [EPOCHS [NUM_TRAIN]]      (defaults 10 and 20000)
+#   scripts/train-aldp.sh [FAMILY] [EPOCHS [NUM_TRAIN]]
 #
-# Architecture (a CPU-budget version of the paper's; see docs/results.md): per-atom features
+# FAMILY "ic" (models/pretrained/aldp-ic.bgm): the flow on internal coordinates with its default
+# architecture (the FAB paper's, docs/internal-coordinates.md), float64, the Z-matrix from the
+# System's bonded graph, batch 256, peak learning rate 1e-3; defaults 50 epochs, 20000 frames.
+#
+# FAMILY "eacf" (the default; models/pretrained/aldp-spherical.bgm): the Spherical-proj E-ACF,
+# defaults 10 epochs, 20000 frames. Architecture (a CPU-budget version of the paper's; see
+# docs/results.md): per-atom features
 # (22 atom types), 8 coupling blocks (the paper: 20), EGNN MLPs [64, 64] (the paper: [128, 128]),
 # float32 (the paper: float64), augmented sigma 0.5, aux-loss weight 1, batch 20. About 3.7 M
-# parameters, a 15 MB model file. Validation: the last 10% of the training frames (the "test" run
-# stays held out for evaluation). Checkpoints after every epoch; re-running resumes. The frames are
-# frozen into RUN/train-data.npy at the first start; remove the run folder to train on more data.
+# parameters, a 15 MB model file.
+#
+# Both: validation on the last 10% of the training frames (the "test" run stays held out for
+# evaluation). Checkpoints after every epoch; re-running resumes. The frames are frozen into
+# RUN/train-data.npy at the first start; remove the run folder to train on more data.
 # Environment: OPENMMBG_ALDP_DATA (default ~/.local/share/openmmbg/aldp), OPENMMBG_RUNS_DIR.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-EPOCHS=${1:-10}
-NUM_TRAIN=${2:-20000}
+FAMILY=eacf
+case "${1:-}" in eacf|ic) FAMILY=$1; shift ;; esac
 DATA=${OPENMMBG_ALDP_DATA:-$HOME/.local/share/openmmbg/aldp}
-RUN=${OPENMMBG_RUNS_DIR:-$HOME/.local/share/openmmbg/runs}/aldp/spherical
+if [ "$FAMILY" = ic ]; then
+    EPOCHS=${1:-50}
+    RUN=${OPENMMBG_RUNS_DIR:-$HOME/.local/share/openmmbg/runs}/aldp/ic
+else
+    EPOCHS=${1:-10}
+    RUN=${OPENMMBG_RUNS_DIR:-$HOME/.local/share/openmmbg/runs}/aldp/spherical
+fi
+NUM_TRAIN=${2:-20000}
 CLI=${OPENMMBG_CLI:-$ROOT/${OPENMMBG_BUILD_DIR:-build}/openmmbg}
 [ -x "$CLI" ] || { echo "[openmmbg] error: $CLI not built (run bash scripts/build.sh)" >&2; exit 1; }
 [ -f "$DATA/train/trajectory_0.dcd" ] || { echo "[openmmbg] error: no training data in $DATA/train (run scripts/generate-aldp-data.sh)" >&2; exit 1; }
@@ -35,10 +50,17 @@ os.replace(sys.argv[2] + ".tmp.npy", sys.argv[2])
 print(f"[openmmbg] training data frozen: {len(frames)} frames -> {sys.argv[2]}")
 PY
 fi
-CONFIG='{"projection": "spherical", "num_layers": 8, "egnn_mlp_units": [64, 64], "dtype": "float32",
+if [ "$FAMILY" = ic ]; then
+    [ -f "$DATA/system.xml" ] || { echo "[openmmbg] error: no $DATA/system.xml (run scripts/generate-aldp-data.sh)" >&2; exit 1; }
+    MODEL_ARGS=(--family ic --molecule "$DATA/system.xml" --config '{"dtype": "float64", "temperature": 300.0}'
+                --batch-size 256 --peak-learning-rate 1e-3 --num-validation 2000)
+else
+    CONFIG='{"projection": "spherical", "num_layers": 8, "egnn_mlp_units": [64, 64], "dtype": "float32",
  "aug_scale": 0.5, "aux_loss_weight": 1.0, "temperature": 300.0,
  "atom_types": [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21]}'
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$CLI" train --data "$RUN/train-data.npy" --config "$CONFIG" \
-    --epochs "$EPOCHS" --batch-size 20 --num-train "$NUM_TRAIN" --validate-every 1 --num-validation 500 \
+    MODEL_ARGS=(--config "$CONFIG" --batch-size 20 --num-validation 500)
+fi
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$CLI" train --data "$RUN/train-data.npy" "${MODEL_ARGS[@]}" \
+    --epochs "$EPOCHS" --num-train "$NUM_TRAIN" --validate-every 1 \
     --seed 0 --output "$RUN/model.bgm" --metrics "$RUN/metrics.jsonl" 2>&1 | tee -a "$RUN/train.log"
 echo "[openmmbg] model: $RUN/model.bgm"

@@ -2,6 +2,7 @@
 // training (--objective ml, the default) on a built-in data set or the user's own configurations.
 // The energy-based objectives (fab, reverse-kl) are in train_energy.cpp.
 #include "commands.h"
+#include "molecule.h"
 #include "train.h"
 
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
@@ -29,13 +30,14 @@ constexpr int kProjectionNoneEpochsFactor = 4;
 
 /** Options of `train --objective ml` only. */
 struct MaximumLikelihoodArgs {
-    std::string data, validationData, particles, dataDir;
+    std::string data, validationData, particles, dataDir, molecule;
     int dim = 3;
     int epochs = 0;
     long long numTrain = 1000;  // the built-in systems' default comes from the catalog
     int validateEvery = 10;
     long long numValidation = 1000;
     int patience = 0;
+    double peakLearningRate = MaximumLikelihoodOptions().peakLearningRate;
     CLI::Option *epochsOption = nullptr, *numTrainOption = nullptr;
     std::vector<CLI::Option*> all;
 };
@@ -57,12 +59,21 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
                                                                           "or reverse-kl");
     }
     const std::string systemName = system ? system->name : "user data";
-    json config = {{"projection", a.projection}};
+    const bool eacf = a.family == AugmentedCouplingFlowModel::familyName();
+    if (!eacf && given(a.projectionOption))
+        throw UsageError("--projection goes with --family eacf");
+    if (!m.molecule.empty() && a.family != "ic")
+        throw UsageError("--molecule goes with --family ic");
+    if (!m.molecule.empty() && !particles.empty())
+        throw UsageError("--molecule describes every particle of the data: drop --particles");
+    json config = eacf ? json{{"projection", a.projection}} : json{{"family", a.family}};
     if (system)
         config.update({{"num_particles", system->numParticles}, {"dim", system->dim}});
+    if (!m.molecule.empty())
+        config["zmatrix"] = zmatrixOfSystemFile(m.molecule);
     mergeConfigOption(a.configOption, a.config, config);
     MaximumLikelihoodOptions o;
-    const bool projectionNone = config["projection"] == "none";
+    const bool projectionNone = config.value("projection", "") == "none";
     const int defaultEpochs =
         system ? (projectionNone ? system->maximumLikelihood->epochsProjectionNone : system->maximumLikelihood->epochs)
                : kUserDataEpochs * (projectionNone ? kProjectionNoneEpochsFactor : 1);
@@ -71,6 +82,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     o.timeLimit = a.timeLimit;
     o.validateEvery = m.validateEvery;
     o.patience = m.patience;
+    o.peakLearningRate = m.peakLearningRate;
     o.seed = uint64_t(a.seed);
     const int64_t numTrain = given(m.numTrainOption) || !system ? m.numTrain : system->maximumLikelihood->numTrain;
     o.checkpointPath = given(a.checkpointOption) ? a.checkpoint : a.output + ".checkpoint";
@@ -108,7 +120,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
                              " validation rows starting at " + std::to_string(data.validation.begin));
     }
 
-    FlowConfig cfg = FlowConfig::fromJson(config.dump());
+    std::shared_ptr<Model> model = makeModel(config.dump());
     createParentDirectories(a.output);
     if (system) {
         const BuiltinSystem::Data& data = *system->data;
@@ -117,11 +129,12 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     }
     // Model selection uses the first --num-validation points to keep validation cheap.
     validation = validation.narrow(0, 0, std::min<int64_t>(std::max<int64_t>(m.numValidation, 1), validation.size(0)));
-    auto model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(cfg));
     std::FILE* metrics = openMetrics(a.metrics);
     if (std::filesystem::exists(o.checkpointPath))
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
-    std::cerr << "openmmbg train: " << systemName << ", " << cfg.projection << "-proj, " << train.size(0)
+    const std::string flowName =
+        eacf ? json::parse(model->configJson())["projection"].get<std::string>() + "-proj" : "family " + a.family;
+    std::cerr << "openmmbg train: " << systemName << ", " << flowName << ", " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     MaximumLikelihoodTrainer trainer(model, train, validation, o);
@@ -174,7 +187,12 @@ Command addTrainCommand(CLI::App& parent) {
     addOption(app, "--output", a->output, "the .bgm model to write (atomically; parent folders are created)")
         ->type_name("FILE")
         ->required();
-    a->projectionOption = addOption(app, "--projection", a->projection, "the flow's projection (none: Non-E-ACF)")
+    a->familyOption = addOption(app, "--family", a->family,
+                                "the model family: eacf (the E-ACF, Non-E-ACF with --projection none) or ic (a flow "
+                                "on internal coordinates, docs/internal-coordinates.md)")
+                          ->type_name("NAME")
+                          ->check(oneOf({"eacf", "ic"}));
+    a->projectionOption = addOption(app, "--projection", a->projection, "the E-ACF's projection (none: Non-E-ACF)")
                               ->type_name("NAME")
                               ->check(oneOf({"spherical", "cartesian", "vector", "none"}));
     a->configOption = addOption(app, "--config", a->config,
@@ -225,6 +243,10 @@ Command addTrainCommand(CLI::App& parent) {
     ml(addOption(app, "--dim", m->dim, "with --data: the spatial dimension of a flat [n, N*D] .npy"))
         ->type_name("D")
         ->check(positive());
+    ml(addOption(app, "--molecule", m->molecule,
+                 "with --family ic: an OpenMM System XML of the molecule the data sample; its bonds "
+                 "(HarmonicBondForce, constraints) and hydrogens (mass < 4.5 amu) give the Z-matrix"))
+        ->type_name("FILE");
     ml(addOption(app, "--data-dir", m->dataDir, "with --system: the folder holding efm/ (default $OPENMMBG_DATA_DIR)"))
         ->type_name("DIR");
     m->epochsOption = ml(addOption(app, "--epochs", m->epochs,
@@ -258,6 +280,10 @@ Command addTrainCommand(CLI::App& parent) {
         ->check(positive());
     ml(addOption(app, "--num-validation", m->numValidation, "validation points used for model selection"))
         ->check(positive());
+    ml(addOption(app, "--peak-learning-rate", m->peakLearningRate,
+                 "the learning rate at the end of the warmup, before its cosine decay"))
+        ->type_name("LR")
+        ->check(positive());
     ml(addOption(app, "--patience", m->patience, "stop after N validations without improvement; 0: never"))
         ->check(nonNegative());
 
@@ -270,6 +296,9 @@ Command addTrainCommand(CLI::App& parent) {
                     return runMaximumLikelihood(*a, *m);
                 }
                 refuseOptions(m->all, a->objective, "--objective ml");
+                if (a->family != AugmentedCouplingFlowModel::familyName())
+                    throw UsageError("--family " + a->family + " trains by maximum likelihood only "
+                                     "(--objective ml)");
                 return runEnergyTraining(*a, *e);
             }};
 }

@@ -13,6 +13,7 @@ struct TrainArgs {
     std::string objective = "ml";
     std::string system;
     std::string output;
+    std::string family = "eacf";
     std::string projection = "spherical";
     std::string config;
     int batchSize = 32;           ///< maximum likelihood's default; energy-based: per target
@@ -21,7 +22,7 @@ struct TrainArgs {
     std::string metrics;
     std::string checkpoint;       ///< default OUTPUT.checkpoint
     int checkpointEvery = 1;      ///< maximum likelihood's default (epochs); energy-based: 100 iterations
-    CLI::Option *systemOption = nullptr, *projectionOption = nullptr, *configOption = nullptr,
+    CLI::Option *systemOption = nullptr, *familyOption = nullptr, *projectionOption = nullptr, *configOption = nullptr,
                 *batchSizeOption = nullptr, *timeLimitOption = nullptr, *seedOption = nullptr,
                 *checkpointOption = nullptr, *checkpointEveryOption = nullptr;
 };

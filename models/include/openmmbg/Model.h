@@ -82,7 +82,15 @@ public:
      */
     virtual bool rotationInvariant() const = 0;
 
-    // Training. A reparameterised sample is baseToSample(sampleBase(n)): the trainers keep the base
+    // Training.
+    /**
+     * Set what the family derives from training data (e.g. the internal-coordinate family's
+     * standardisation statistics) if it is not set yet; nothing for families without such
+     * statistics. Maximum-likelihood training calls it with the training configurations [n, N, D]
+     * before the first epoch of a fresh run.
+     */
+    virtual void initialiseFromData(const torch::Tensor& /*x*/) {}
+    // A reparameterised sample is baseToSample(sampleBase(n)): the trainers keep the base
     // draws so that a loss can be recomputed on a subset of a batch (masking, Training.h).
     /** Joint log q(x, aux) and the training penalty [B], differentiable. */
     virtual ModelDensity logProbAndPenalty(const torch::Tensor& x, const torch::Tensor& aux) = 0;

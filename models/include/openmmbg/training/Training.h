@@ -167,6 +167,8 @@ public:
                                const MaximumLikelihoodOptions& options);
     std::string name() const override { return "maximum-likelihood"; }
     std::string signature() const override;
+    /** Lets the model derive its data statistics from the training configurations (Model::initialiseFromData). */
+    void prepare(TrainingLoop& loop) override { loop.model().initialiseFromData(train); }
     void iterate(TrainingLoop& loop) override;
     bool selectsModels() const override { return validation.defined() && validation.size(0) > 0; }
     double evaluate(TrainingLoop& loop, TrainingReport& report) override;
