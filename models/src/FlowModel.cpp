@@ -3,12 +3,15 @@
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/training/EnergyTraining.h"
 #include "openmmbg/evaluation/Evaluation.h"
+#include "openmmbg/ic/InternalCoordinates.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/io/TensorArchive.h"
 #include "openmmbg/targets/Target.h"
 #include "openmmbg/training/Training.h"
 
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
@@ -56,11 +59,8 @@ std::string FlowModel::getFamily() const { return impl_->model->family(); }
 int FlowModel::getNumParticles() const { return int(impl_->model->numParticles()); }
 int FlowModel::getDim() const { return int(impl_->model->dim()); }
 std::vector<long long> FlowModel::getAuxiliaryShape() const {
-    torch::NoGradGuard guard;
-    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);
-    const torch::Tensor x = torch::zeros({1, impl_->model->numParticles(), impl_->model->dim()}, impl_->model->options());
-    const torch::Tensor aux = impl_->model->sampleAuxiliary(x, gen);
-    return std::vector<long long>(aux.sizes().begin() + 1, aux.sizes().end());
+    const std::vector<int64_t> shape = impl_->model->auxiliaryShape();
+    return std::vector<long long>(shape.begin(), shape.end());
 }
 std::shared_ptr<Model> FlowModel::model() const { return impl_->model; }
 
@@ -108,8 +108,18 @@ torch::Tensor configurations(const Model& model, const std::vector<double>& valu
 // aux [n, ...] of the model for n configurations from flat values.
 torch::Tensor auxiliaries(const FlowModel& flow, const std::vector<double>& values, int64_t n) {
     std::vector<int64_t> shape = {0};
-    for (long long s : flow.getAuxiliaryShape())
+    int64_t perConfiguration = 1;
+    for (long long s : flow.getAuxiliaryShape()) {
         shape.push_back(s);
+        perConfiguration *= s;
+    }
+    if (perConfiguration == 0) {  // a family without auxiliary variables: aux is [n, 0]
+        if (!values.empty())
+            throw std::invalid_argument("aux: the model has no auxiliary variables (got " + std::to_string(values.size()) +
+                                        " values)");
+        shape[0] = n;
+        return torch::zeros(shape, flow.model()->options());
+    }
     torch::Tensor aux = fromVector(values, shape, "aux", flow.model()->options());
     if (aux.size(0) != n)
         throw std::invalid_argument("x holds " + std::to_string(n) + " configurations but a holds " +
@@ -208,6 +218,27 @@ std::vector<double> builtinTargetEnergies(const std::string& targetName, const s
     torch::NoGradGuard guard;
     torch::Tensor x = fromVector(xValues, {0, target->numParticles(), target->dim()}, "x", torch::kFloat64);
     return toHostDoubles(target->energy(x));
+}
+
+std::string zmatrixFromBonds(const std::string& moleculeJson) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(moleculeJson);
+        const int64_t n = j.at("num_atoms").get<int64_t>();
+        const auto bonds = j.at("bonds").get<std::vector<std::pair<int64_t, int64_t>>>();
+        const auto heavy = j.at("heavy").get<std::vector<bool>>();
+        if (int64_t(heavy.size()) != n)
+            throw std::invalid_argument("zmatrix: 'heavy' has " + std::to_string(heavy.size()) + " entries for " +
+                                        std::to_string(n) + " atoms");
+        const ZMatrix zmatrix = ZMatrix::fromBonds(n, bonds, heavy);  // named: rows() refers into it
+        nlohmann::json rows = nlohmann::json::array();
+        for (const ZMatrixRow& r : zmatrix.rows())
+            rows.push_back({r.atom, r.bond, r.angle, r.dihedral});
+        return rows.dump();
+    } catch (const nlohmann::json::exception& e) {
+        throw std::invalid_argument(std::string("zmatrix: the molecule must be {\"num_atoms\": N, \"bonds\": [[i, j], ...], "
+                                                "\"heavy\": [bool, ...]} (") + e.what() + ")");
+    }
 }
 
 }  // namespace OpenMMBG

@@ -1,6 +1,7 @@
 #include "openmmbg/Model.h"
 
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/ic/InternalCoordinateFlowModel.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,7 +30,10 @@ std::shared_ptr<Model> makeModel(const std::string& configJson) {
     const std::string family = modelFamilyOf(configJson);
     if (family == AugmentedCouplingFlowModel::familyName())
         return std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)));
-    throw std::invalid_argument("flow config: unknown family \"" + family + "\" (known: \"eacf\")");
+    if (family == InternalCoordinateFlowModel::familyName())
+        return std::make_shared<InternalCoordinateFlowModel>(
+            InternalCoordinateFlow(InternalCoordinateFlowConfig::fromJson(configJson)));
+    throw std::invalid_argument("flow config: unknown family \"" + family + "\" (known: \"eacf\", \"ic\")");
 }
 
 }  // namespace OpenMMBG

@@ -160,7 +160,8 @@ void BoltzmannGeneratorProposalImpl::attempt(ContextImpl& context, double temper
             const torch::Tensor centroid = original.sum(0, true) * (1.0 / n);
             const torch::Tensor x = (original - centroid).to(model->options()).unsqueeze(0);
             // The model calls of this attempt: a Gibbs refresh of the current state's auxiliary
-            // variables (its terms of log alpha), and all proposals from one batched call. Noise is
+            // variables (its terms of log alpha; none for families without them), and all
+            // proposals from one batched call. Noise is
             // drawn on the CPU, so a seed gives the same proposals on every platform.
             torch::Generator auxiliaryNoise = at::make_generator<at::CPUGeneratorImpl>((long long) (random() >> 1));
             const torch::Tensor aux = model->sampleAuxiliary(x, auxiliaryNoise);

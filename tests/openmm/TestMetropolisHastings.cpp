@@ -52,8 +52,11 @@ TEST(MetropolisHastings, NonFiniteTrialsAreRejected) {
     EXPECT_EQ(logAcceptanceRatio(zero, {nan, 0, 0}, 1.0), -inf);
     EXPECT_EQ(logAcceptanceRatio(zero, {0, nan, 0}, 1.0), -inf);
     EXPECT_EQ(logAcceptanceRatio(zero, {0, 0, nan}, 1.0), -inf);
-    // A trial the model gives zero density (log q = -inf) has log alpha = +inf: always accepted.
-    EXPECT_EQ(logAcceptanceRatio(zero, {0, 0, -inf}, 1.0), inf);
+    // A trial the model gives zero density (log q = -inf) is a draw outside its valid domain (the
+    // internal-coordinate family's negative bonds) or a numerical breakdown: rejected, although the
+    // formula alone would give +inf.
+    EXPECT_EQ(logAcceptanceRatio(zero, {0, 0, -inf}, 1.0), -inf);
+    EXPECT_EQ(logAcceptanceRatio(zero, {0, 0, inf}, 1.0), -inf);
 }
 
 TEST(MetropolisHastings, AcceptMoveDrawsOnlyWhenItMustAndHasTheRightRate) {

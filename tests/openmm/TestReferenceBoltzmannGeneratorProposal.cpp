@@ -13,6 +13,11 @@ Platform& testPlatform() {
 
 std::map<std::string, std::string> testProperties() { return {}; }
 
+TEST(BoltzmannGeneratorProposal, InternalCoordinateProposalsOnTheCpuPlatform) {
+    testPlatform();
+    expectChainMarginals(Platform::getPlatformByName("CPU"), {});
+}
+
 TEST(BoltzmannGeneratorProposal, CpuPlatformUsesTheSameKernel) {
     testPlatform();
     Platform& cpu = Platform::getPlatformByName("CPU");

@@ -100,4 +100,12 @@ private:
  */
 std::vector<double> builtinTargetEnergies(const std::string& target, const std::vector<double>& x);
 
+/**
+ * The Z-matrix of a molecule from its bonded graph (ZMatrix::fromBonds, docs/internal-coordinates.md).
+ * @param moleculeJson the molecule, {"num_atoms": N, "bonds": [[i, j], ...], "heavy": [true|false per atom]}
+ * @return the rows as JSON, [[atom, bond, angle, dihedral], ...] with -1 where a row has none: the
+ *         "zmatrix" of an internal-coordinate model's configuration
+ */
+std::string zmatrixFromBonds(const std::string& moleculeJson);
+
 }  // namespace OpenMMBG

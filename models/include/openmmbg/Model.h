@@ -2,7 +2,8 @@
 /**
  * The model interface of the flow library: a normalizing flow over configurations x [B, N, D] of
  * N particles in D dimensions, shaped like a distrax/nflows distribution. Every model family
- * implements it (today "eacf": the E-ACF and Non-E-ACF augmented coupling flows), and everything
+ * implements it ("eacf": the E-ACF and Non-E-ACF augmented coupling flows; "ic": a flow on internal
+ * coordinates, models/include/openmmbg/ic/InternalCoordinateFlowModel.h), and everything
  * that uses a trained model (the OpenMM Force, replica exchange, evaluation, the command-line tool
  * and the Python module) goes through it.
  *
@@ -42,11 +43,12 @@ struct ModelDensity {
     torch::Tensor penalty;
 };
 
+/** A model of any family; implementations: AugmentedCouplingFlowModel ("eacf"), InternalCoordinateFlowModel ("ic"). */
 class Model {
 public:
     virtual ~Model() = default;
 
-    /** The family key of the configuration ("eacf", ...). */
+    /** The family key of the configuration ("eacf", "ic"). */
     virtual std::string family() const = 0;
     /** The full configuration as a JSON object, including "family". */
     virtual std::string configJson() const = 0;
@@ -64,6 +66,8 @@ public:
     virtual ModelSample sample(int64_t n, torch::Generator& generator) = 0;
     /** Joint log q(x, aux) [B]. */
     virtual torch::Tensor logProb(const torch::Tensor& x, const torch::Tensor& aux) = 0;
+    /** The shape of one configuration's auxiliary variables ([N, A, D] for E-ACF, [0] without any). */
+    virtual std::vector<int64_t> auxiliaryShape() const = 0;
     /** Whether the family has auxiliary variables (then marginalLogProb is an estimate). */
     virtual bool hasAuxiliary() const = 0;
     /** Draw aux ~ pi(aux|x): a Gibbs refresh of the auxiliary variables. [B, 0] when there are none. */

@@ -52,6 +52,30 @@ torch::Tensor StableMLPImpl::fromInputLayer(torch::Tensor h) {
     return h;
 }
 
+ResidualNetImpl::ResidualNetImpl(int inFeatures, int hiddenFeatures, int numBlocks, int outFeatures) {
+    TORCH_CHECK(numBlocks >= 1, "ResidualNet needs at least one residual block");
+    input = register_module("input", nn::Linear(inFeatures, hiddenFeatures));
+    blocks = register_module("blocks", nn::ModuleList());
+    torch::NoGradGuard guard;
+    for (int b = 0; b < numBlocks; b++) {
+        nn::Sequential block(nn::Linear(hiddenFeatures, hiddenFeatures), nn::Linear(hiddenFeatures, hiddenFeatures));
+        auto last = block->ptr<nn::LinearImpl>(1);
+        last->weight.uniform_(-1e-3, 1e-3);
+        last->bias.uniform_(-1e-3, 1e-3);
+        blocks->push_back(block);
+    }
+    finalLayer = register_module("final", nn::Linear(hiddenFeatures, outFeatures));
+}
+
+torch::Tensor ResidualNetImpl::forward(torch::Tensor h) {
+    h = input->forward(h);
+    for (const auto& module : *blocks) {
+        auto* block = module->as<nn::Sequential>();
+        h = h + block->ptr<nn::LinearImpl>(1)->forward(torch::relu(block->ptr<nn::LinearImpl>(0)->forward(torch::relu(h))));
+    }
+    return finalLayer->forward(h);
+}
+
 namespace {
 
 // Variance-scaling initialisation (fan_avg, uniform) with the given scale.

@@ -19,13 +19,16 @@ struct ExtendedState {
 
 /**
  * log alpha = [-U(x')/kT + log pi(aux'|x') - log q(x', aux')] - [-U(x)/kT + log pi(aux|x) - log q(x, aux)]
- * for a move from `current` to `trial` at kT (kJ/mol). A trial whose energy is not finite, or a
- * NaN ratio, gives -infinity (always rejected).
+ * for a move from `current` to `trial` at kT (kJ/mol). A trial whose energy is not finite, whose
+ * log q is not finite, or a NaN ratio gives -infinity (always rejected). A model reports
+ * log q = -inf for a draw outside its valid domain (e.g. a negative bond length of the
+ * internal-coordinate family): such a draw is no proposal of the model's density, and rejecting it
+ * keeps the move exact (the outside mass only adds rejections; docs/internal-coordinates.md).
  */
 inline double logAcceptanceRatio(const ExtendedState& current, const ExtendedState& trial, double kT) {
     const double logAlpha = (-trial.energy / kT + trial.logAuxiliaryTarget - trial.logQ) -
                             (-current.energy / kT + current.logAuxiliaryTarget - current.logQ);
-    if (!std::isfinite(trial.energy) || std::isnan(logAlpha))
+    if (!std::isfinite(trial.energy) || !std::isfinite(trial.logQ) || std::isnan(logAlpha))
         return -std::numeric_limits<double>::infinity();
     return logAlpha;
 }

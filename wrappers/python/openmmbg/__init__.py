@@ -13,13 +13,13 @@ Importing this package loads the project's OpenMM plugins (when openmm is instal
 import os as _os
 
 from ._flow import Flow, read_dcd, target_energies
-from . import evaluation
+from . import evaluation, internal_coordinates
 from .openmmbg_force import BoltzmannGeneratorProposal
 from .replica_exchange import ReplicaExchange
 from .reporter import ProposalReporter
 from ._version import __version__
 
-__all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "__version__"]
+__all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "internal_coordinates", "__version__"]
 
 
 def _plugin_directory():

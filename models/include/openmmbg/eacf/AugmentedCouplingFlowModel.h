@@ -24,6 +24,10 @@ public:
 
     ModelSample sample(int64_t n, torch::Generator& generator) override;
     torch::Tensor logProb(const torch::Tensor& x, const torch::Tensor& aux) override { return flow_->logProb(x, aux); }
+    std::vector<int64_t> auxiliaryShape() const override {
+        const FlowConfig& c = flow_->config();
+        return {c.numParticles, c.numAug, c.dim};
+    }
     bool hasAuxiliary() const override { return true; }
     torch::Tensor sampleAuxiliary(const torch::Tensor& x, torch::Generator& generator) override {
         return flow_->sampleAugmented(x, generator);

@@ -41,6 +41,27 @@ private:
 };
 TORCH_MODULE(StableMLP);
 
+/**
+ * The residual network of neural spline flows (nflows' ResidualNet, the conditioner of the FAB
+ * alanine-dipeptide flow): Linear(in, hidden), then `numBlocks` residual blocks
+ * h + Linear(relu(Linear(relu(h)))), then a final Linear(hidden, out). As in nflows, the last
+ * layer of each block starts near zero (uniform in [-1e-3, 1e-3]), so each block starts near the
+ * identity.
+ */
+class ResidualNetImpl : public torch::nn::Module {
+public:
+    ResidualNetImpl(int inFeatures, int hiddenFeatures, int numBlocks, int outFeatures);
+    torch::Tensor forward(torch::Tensor h);
+
+    /** The final linear layer. */
+    torch::nn::Linear finalLayer{nullptr};
+
+private:
+    torch::nn::Linear input{nullptr};
+    torch::nn::ModuleList blocks;
+};
+TORCH_MODULE(ResidualNet);
+
 /** Output of a conditioner network. */
 struct ConditionerOutput {
     torch::Tensor vectors;     ///< equivariant, translation-invariant vectors [B, N, C_out, D] (C_out may be 0)
