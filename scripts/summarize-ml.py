@@ -16,18 +16,23 @@ import shutil
 import statistics
 import sys
 
+import openmmbg
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = {  # Table 6, 10^3 training samples (docs/eacf-mapping.md#paper-nll-values)
     "dw4": {"none": 10.07, "vector": 8.69, "cartesian": 8.82, "spherical": 8.61},
     "lj13": {"none": 33.32, "vector": 30.19, "cartesian": 30.89, "spherical": 30.33},
 }
 ORDER = ["none", "vector", "cartesian", "spherical"]
-PAPER_EPOCHS = {"dw4": 100, "lj13": 400}  # Non-E-ACF: 4x (docs/eacf-mapping.md#non-e-acf-transformer)
 FULL_TEST = {"dw4": 10000, "lj13": 10000}
 
 
 def paper_epochs(system, projection):
-    return PAPER_EPOCHS.get(system, 0) * (4 if projection == "none" else 1)
+    """The paper's epochs of a built-in system, from the catalog as `openmmbg train` takes them (0: none)."""
+    defaults = openmmbg.builtin_systems().get(system, {}).get("maximum_likelihood") or {}
+    return defaults.get("epochs_projection_none" if projection == "none" else "epochs", 0)
+
+
 LABEL = {"none": "Non-E-ACF", "vector": "Vector-proj", "cartesian": "Cartesian-proj", "spherical": "Spherical-proj"}
 
 

@@ -1,5 +1,6 @@
 #include "OpenMMSystemTarget.h"
 
+#include "internal/OpenMMPlugins.h"
 #include "internal/OpenMMSystemTargetImpl.h"
 #include "openmm/Context.h"
 #include "openmm/OpenMMException.h"
@@ -8,14 +9,10 @@
 #include "openmm/VerletIntegrator.h"
 #include "openmm/serialization/XmlSerializer.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -36,29 +33,9 @@ std::string joined(const std::vector<std::string>& items) {
     return out;
 }
 
-/**
- * The directory OpenMM's own platform plugins are in: OPENMM_PLUGIN_DIR if set (as Python's
- * `import openmm` does), else the "plugins" folder next to libOpenMM.so (the wheel's layout), else
- * OpenMM's compiled-in default.
- */
-std::string openmmPluginDirectory() {
-    if (const char* env = std::getenv("OPENMM_PLUGIN_DIR"))
-        return env;
-    Dl_info info;
-    if (dladdr(reinterpret_cast<void*>(&OpenMM::Platform::getNumPlatforms), &info) != 0 && info.dli_fname) {
-        std::filesystem::path dir = std::filesystem::path(info.dli_fname).parent_path() / "plugins";
-        std::error_code ec;
-        if (std::filesystem::is_directory(dir, ec))
-            return dir.string();
-    }
-    return OpenMM::Platform::getDefaultPluginsDirectory();
-}
-
-/** The named platform, loading OpenMM's plugins once if it is not registered (C++ programs start with Reference only).
- */
+/** The named platform, loading OpenMM's plugins if it is not registered (C++ programs start with Reference only). */
 OpenMM::Platform& findPlatform(const std::string& name) {
     static std::mutex mutex;
-    static bool pluginsLoaded = false;
     std::lock_guard<std::mutex> lock(mutex);
     auto registered = [&]() -> OpenMM::Platform* {
         for (int i = 0; i < OpenMM::Platform::getNumPlatforms(); i++)
@@ -68,17 +45,13 @@ OpenMM::Platform& findPlatform(const std::string& name) {
     };
     if (OpenMM::Platform* platform = registered())
         return *platform;
-    std::string failures;
-    if (!pluginsLoaded) {
-        pluginsLoaded = true;
-        OpenMM::Platform::loadPluginsFromDirectory(openmmPluginDirectory());
-        failures = joined(OpenMM::Platform::getPluginLoadFailures());
-        if (OpenMM::Platform* platform = registered())
-            return *platform;
-    }
+    loadOpenMMPlugins();
+    if (OpenMM::Platform* platform = registered())
+        return *platform;
     std::vector<std::string> names;
     for (int i = 0; i < OpenMM::Platform::getNumPlatforms(); i++)
         names.push_back(OpenMM::Platform::getPlatform(i).getName());
+    const std::string failures = joined(OpenMM::Platform::getPluginLoadFailures());
     fail("platform '" + name + "' is not available (available: " + joined(names) + "; plugins from '" +
          openmmPluginDirectory() + "'" + (failures.empty() ? "" : "; plugin load failures: " + failures) + ")");
 }

@@ -4,12 +4,15 @@
 // differences, the autograd gradient of the reduced energy is -forces/kT, 1 and 4 threads agree,
 // a particle subset holds the others fixed, overlapping atoms give +inf, and bad input is a clear
 // OpenMMException. (Alanine dipeptide is not tested here: OpenMM's C++ API has no prmtop reader.)
+// Also where OpenMM's platform plugins are looked for, and that they are loaded once.
 #include "OpenMMSystemTarget.h"
+#include "internal/OpenMMPlugins.h"
 #include "internal/OpenMMSystemTargetImpl.h"
 #include "openmm/Context.h"
 #include "openmm/CustomNonbondedForce.h"
 #include "openmm/HarmonicBondForce.h"
 #include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
 #include "openmm/State.h"
 #include "openmm/System.h"
 #include "openmm/VerletIntegrator.h"
@@ -20,8 +23,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -424,4 +430,29 @@ TEST(OpenMMSystemTarget, BadInputIsAClearError) {
         },
         "positions must have shape [B, 4, 3], got [2, 3, 3]");
     expectOpenMMError([&] { impl.energy(torch::zeros({4, 3}, torch::kFloat64)); }, "got [4, 3]");
+}
+
+// OpenMM's plugin folder (internal/OpenMMPlugins.h): the one home of the search that OpenMMSystemTarget
+// and the openmmbg tool share.
+TEST(OpenMMPlugins, FolderIsTheVariableElseTheOneBesideLibOpenMM) {
+    const char* set = std::getenv("OPENMM_PLUGIN_DIR");
+    const std::optional<std::string> saved = set ? std::optional<std::string>(set) : std::nullopt;
+    ::unsetenv("OPENMM_PLUGIN_DIR");
+    // Beside the libOpenMM.so this test loaded: the folder CMake found beside the one it linked.
+    const std::string found = openmmPluginDirectory();
+    EXPECT_TRUE(std::filesystem::equivalent(found, OPENMM_PLUGIN_DIR)) << found << " vs " << OPENMM_PLUGIN_DIR;
+    ::setenv("OPENMM_PLUGIN_DIR", "/elsewhere/plugins", 1);
+    EXPECT_EQ(openmmPluginDirectory(), "/elsewhere/plugins");
+    if (saved)
+        ::setenv("OPENMM_PLUGIN_DIR", saved->c_str(), 1);
+    else
+        ::unsetenv("OPENMM_PLUGIN_DIR");
+}
+
+TEST(OpenMMPlugins, LoadedOncePerProcess) {
+    loadOpenMMPlugins();
+    EXPECT_NO_THROW(OpenMM::Platform::getPlatformByName("CPU"));
+    const int numPlatforms = OpenMM::Platform::getNumPlatforms();
+    loadOpenMMPlugins();  // a second load of the folder would register its platforms again
+    EXPECT_EQ(OpenMM::Platform::getNumPlatforms(), numPlatforms);
 }

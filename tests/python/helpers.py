@@ -1,7 +1,19 @@
-"""Helpers of the openmmbg Python tests: small float64 flows and random symmetry maps."""
+"""Helpers of the openmmbg Python tests: small float64 flows, random symmetry maps and a small OpenMM System."""
+import json
+import os
+
 import numpy as np
 
 import openmmbg
+
+#: The repository's root folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def source_catalog():
+    """The catalog of built-in systems of this source tree (catalog/builtin-systems.json), as a dict."""
+    with open(os.path.join(ROOT, "catalog", "builtin-systems.json")) as f:
+        return json.load(f)
 
 
 def small_config(dim, projection, num_aug=1, num_particles=4, **overrides):
@@ -56,3 +68,48 @@ def transform(x, a, rotation, translation, permutation):
     x2 = x @ rotation.T + translation
     a2 = a @ rotation.T + translation
     return x2[:, permutation], a2[:, permutation]
+
+
+def three_particle_model(path):
+    """Saves an untrained float64 flow over 3 particles in 3-D (one vector-proj layer) at `path`; returns
+    the path as a str."""
+    config = {"num_particles": 3, "dim": 3, "projection": "vector", "num_layers": 1, "dtype": "float64"}
+    openmmbg.Flow(config).save(path)
+    return str(path)
+
+
+def three_argon():
+    """(Topology, System) of three argon atoms in the harmonic well U = k/2 |x|^2, k = 2.5 kJ/mol/nm^2
+    (kT at 300 K is 2.49 kJ/mol)."""
+    # openmm is imported here, not above: the flow tests import this module and need no openmm.
+    import openmm as mm
+    import openmm.app as app
+
+    top = app.Topology()
+    residue = top.addResidue("AR", top.addChain())
+    system = mm.System()
+    well = mm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
+    well.addGlobalParameter("k", 2.5)
+    for i in range(3):
+        top.addAtom("Ar", app.Element.getBySymbol("Ar"), residue)
+        system.addParticle(39.9)
+        well.addParticle(i, [])
+    system.addForce(well)
+    return top, system
+
+
+def three_argon_simulation(proposal, platform="Reference", seed=0):
+    """An app.Simulation of three_argon with `proposal` (a BoltzmannGeneratorProposal) added: Langevin
+    middle dynamics at 300 K, friction 1/ps, 2 fs steps, integrator seed `seed` (0: OpenMM picks one),
+    on the named platform, from a fixed configuration."""
+    import openmm as mm
+    import openmm.app as app
+    import openmm.unit as unit
+
+    top, system = three_argon()
+    system.addForce(proposal)
+    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
+    integrator.setRandomNumberSeed(seed)
+    sim = app.Simulation(top, system, integrator, mm.Platform.getPlatformByName(platform))
+    sim.context.setPositions(np.array([[0.1, 0, 0], [-0.2, 0.3, 0], [0, -0.1, 0.2]]) * unit.nanometer)
+    return sim

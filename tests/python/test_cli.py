@@ -9,6 +9,7 @@ import pytest
 
 CLI = os.environ.get("OPENMMBG_CLI")
 DATA = os.environ.get("OPENMMBG_DATA_DIR")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = json.dumps({"num_layers": 1, "egnn_blocks": 1, "egnn_mlp_units": [8, 8], "egnn_hidden_features": 8,
                    "egnn_output_features": 8, "head_mlp_units": [8, 8]})
 
@@ -253,6 +254,24 @@ def test_remd_writes_outputs_and_resumes(tmp_path):
     assert json.loads((out / "statistics.json").read_text())["exchanges"] == 7
 
 
+def test_openmms_plugin_folder_is_looked_up_in_one_place():
+    """OpenMM's plugin folder is searched for by openmmPluginDirectory() alone (openmmapi/src/OpenMMPlugins.cpp):
+    `remd` and OpenMMSystemTarget load through it, so their search orders cannot drift apart."""
+    home = {os.path.join("openmmapi", "src", "OpenMMPlugins.cpp"),
+            os.path.join("openmmapi", "include", "internal", "OpenMMPlugins.h")}
+    others = []
+    for top in ("models", "openmmapi", "platforms", "serialization", "tools"):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                path = os.path.join(folder, name)
+                if name.endswith((".cpp", ".h")) and os.path.relpath(path, ROOT) not in home:
+                    with open(path) as f:
+                        text = f.read()
+                    if "OPENMM_PLUGIN_DIR" in text or "getDefaultPluginsDirectory" in text:
+                        others.append(os.path.relpath(path, ROOT))
+    assert others == []
+
+
 def _fab_command(out, *extra):
     return [CLI, "train", "--objective", "fab", "--system", "dw4", "--config", TINY, "--iterations", "10",
             "--batch-size", "16", "--buffer-min-batches", "8", "--buffer-max-batches", "16", "--report-every", "2",
@@ -292,6 +311,43 @@ def test_fab_training_resumes_exactly_after_sigkill(tmp_path):
     import openmmbg
 
     a, b = openmmbg.Flow.load(reference), openmmbg.Flow.load(killed)
+    x, aug, _ = a.sample(16, seed=3)
+    np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
+
+
+# The flags of energy-based training, each with the option of docs/training.md it sets and a value.
+ENERGY_FLAGS = [("--iterations", "iterations", 3), ("--batch-size", "batch_size", 8),
+                ("--num-intermediate", "num_intermediate", 1), ("--alpha", "alpha", 1.5),
+                ("--leapfrog-steps", "num_leapfrog", 2), ("--updates-per-iteration", "updates_per_iteration", 2),
+                ("--buffer-max-batches", "buffer_max_batches", 6), ("--buffer-min-batches", "buffer_min_batches", 4),
+                ("--report-every", "report_every", 1), ("--evaluate-every", "evaluate_every", 3),
+                ("--num-ess-samples", "num_ess_samples", 16), ("--time-limit", "time_limit", 1000.0),
+                ("--seed", "seed", 7), ("--checkpoint-every", "checkpoint_every", 2)]
+
+
+def test_energy_training_flags_set_the_options_they_name(tmp_path):
+    """Each flag sets its option as --options would, and wins over --options: the same values given
+    either way train the same flow, bit for bit, though --options holds others beside the flags."""
+    values = {key: value for _, key, value in ENERGY_FLAGS}
+    flags = [str(arg) for flag, _, value in ENERGY_FLAGS for arg in (flag, value)]
+    base = ["train", "--objective", "fab", "--system", "dw4", "--config", TINY, "--projection", "vector"]
+    others = {key: 2 * value for key, value in values.items()}
+    by_flags = run(*base, *flags, "--options", json.dumps({"initial_step_size": 0.05, **others}),
+                   "--metrics", str(tmp_path / "flags.jsonl"), "--output", str(tmp_path / "flags.bgm"))
+    assert by_flags.returncode == 0, by_flags.stderr
+    by_options = run(*base, "--options", json.dumps({"initial_step_size": 0.05, **values}),
+                     "--metrics", str(tmp_path / "options.jsonl"), "--output", str(tmp_path / "options.bgm"))
+    assert by_options.returncode == 0, by_options.stderr
+
+    def reports(name):
+        lines = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+        return [{k: v for k, v in line.items() if k not in ("elapsed", "eta")} for line in lines]
+
+    assert [r["iteration"] for r in reports("flags.jsonl")] == [1, 2, 3]
+    assert reports("flags.jsonl") == reports("options.jsonl")
+    import openmmbg
+
+    a, b = openmmbg.Flow.load(tmp_path / "flags.bgm"), openmmbg.Flow.load(tmp_path / "options.bgm")
     x, aug, _ = a.sample(16, seed=3)
     np.testing.assert_array_equal(a.log_prob(x, aug), b.log_prob(x, aug))
 

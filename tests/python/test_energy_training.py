@@ -1,9 +1,16 @@
 """Energy-based training from Python: Flow.train_energy (FAB and reverse KL) against a built-in
-target, its reports, option errors and exact resumption from a checkpoint."""
+target, its reports, the target's defaults from the catalog, option errors and exact resumption
+from a checkpoint."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import openmmbg
+from helpers import source_catalog
 
 TINY = {"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1, "egnn_blocks": 1,
         "egnn_mlp_units": [8, 8], "egnn_hidden_features": 8, "egnn_output_features": 8, "head_mlp_units": [8, 8],
@@ -34,6 +41,41 @@ def test_train_energy_option_errors():
         flow.train_energy("dw4", verbose=False, iteratons=3)
     with pytest.raises(Exception, match="particles"):
         flow.train_energy("lj13", verbose=False, iterations=1)
+
+
+def test_train_energy_takes_the_targets_defaults_from_the_catalog():
+    """LJ13 trains with the paper's settings of the catalog, as `openmmbg train --system lj13` does,
+    not the library's (DW4's); the report of its first iteration (the time limit stops it there)
+    shows them. About 10 s on one core: AIS on two batches of LJ13's 1024 samples."""
+    defaults = openmmbg.builtin_systems()["lj13"]["energy_training"]
+    flow = openmmbg.Flow(dict(TINY, num_particles=13, dim=3))
+    reports = flow.train_energy("lj13", verbose=False, buffer_min_batches=1, buffer_max_batches=2,
+                                updates_per_iteration=1, num_leapfrog=1, report_every=1, evaluate_every=0,
+                                initial_step_size=0.05, time_limit=1e-9)
+    assert [r["iteration"] for r in reports] == [1]
+    assert reports[0]["total_iterations"] == defaults["iterations"]
+    assert len(reports[0]["step_sizes"]) == defaults["num_intermediate"]
+    assert reports[0]["buffer_size"] == 2 * defaults["batch_size"]  # the pre-filled batch and the iteration's
+    with pytest.raises(ValueError, match="lj55 has no default iterations"):
+        openmmbg.Flow(dict(TINY, num_particles=55, dim=3)).train_energy("lj55", verbose=False)
+
+
+def test_train_energy_reads_the_catalog_of_openmmbg_catalog(tmp_path):
+    """With $OPENMMBG_CATALOG, the defaults come from that file: the catalog is read, not copied."""
+    catalog = source_catalog()
+    catalog["systems"]["dw4"]["energy_training"] = {"iterations": 3, "batch_size": 16, "num_intermediate": 1}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    options = {k: v for k, v in OPTIONS.items() if k not in ("iterations", "batch_size")}
+    code = (f"import json, openmmbg; flow = openmmbg.Flow({TINY!r}); "
+            f"reports = flow.train_energy('dw4', verbose=False, **{dict(options, report_every=1)!r}); "
+            "print(json.dumps([[r['iteration'], len(r['step_sizes']), r['buffer_size']] for r in reports]))")
+    env = dict(os.environ, OPENMMBG_CATALOG=str(tmp_path / "catalog.json"))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    reports = json.loads(result.stdout)
+    assert [r[0] for r in reports] == [1, 2, 3]
+    assert all(r[1] == 1 for r in reports)
+    assert all(r[2] <= 16 * OPTIONS["buffer_max_batches"] for r in reports)
 
 
 def test_train_energy_resumes_exactly(tmp_path):

@@ -1,9 +1,15 @@
-"""The openmmbg package itself: version, import without torch, plugin loading."""
+"""The openmmbg package itself: version, import without torch, plugin loading, the catalog of
+built-in systems."""
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import openmmbg
+from helpers import source_catalog
 
 
 def run_python(code, **env):
@@ -56,3 +62,37 @@ def test_errors_do_not_crash_the_interpreter():
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("caught model file")
+
+
+def test_builtin_systems_are_the_catalog_the_cli_reads():
+    catalog = source_catalog()
+    systems = openmmbg.builtin_systems()
+    assert systems == catalog["systems"]
+    systems["dw4"]["num_particles"] += 1  # a new dict on each call: the caller's to change
+    assert openmmbg.builtin_systems() == catalog["systems"]
+
+
+def test_catalog_path_can_be_overridden(tmp_path):
+    code = "import openmmbg, json; print('imported'); print(json.dumps(openmmbg.builtin_systems()))"
+    catalog = {"format_version": 1, "systems": {"two": {"num_particles": 2, "dim": 3}}}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    result = run_python(code, OPENMMBG_CATALOG=str(tmp_path / "catalog.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[1]) == catalog["systems"]
+    # The package imports without its catalog; asking for it names the file.
+    missing = run_python(code, OPENMMBG_CATALOG=str(tmp_path / "missing.json"))
+    assert missing.stdout.strip() == "imported"
+    assert "FileNotFoundError" in missing.stderr and "missing.json" in missing.stderr
+    (tmp_path / "newer.json").write_text(json.dumps(dict(catalog, format_version=2)))
+    newer = run_python(code, OPENMMBG_CATALOG=str(tmp_path / "newer.json"))
+    assert "ValueError" in newer.stderr and "format_version is not 1" in newer.stderr
+
+
+@pytest.mark.parametrize("name", sorted(openmmbg.builtin_systems()))
+def test_target_energies_take_the_catalogs_shape(name, rng):
+    system = openmmbg.builtin_systems()[name]
+    n, d = system["num_particles"], system["dim"]
+    x = 2.0 * rng.standard_normal((3, n, d))
+    assert openmmbg.target_energies(name, x).shape == (3,)
+    with pytest.raises(ValueError, match=rf"{name} needs \[n, {n}, {d}\]"):
+        openmmbg.target_energies(name, x[:, :-1])

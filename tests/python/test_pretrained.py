@@ -13,8 +13,13 @@ import openmmbg
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = sorted(glob.glob(os.path.join(ROOT, "models", "pretrained", "*.bgm")))
 DATA = os.environ.get("OPENMMBG_DATA_DIR")
-PARTICLES = {"dw4": (4, 2), "lj13": (13, 3), "aldp": (22, 3)}
-TEST_SPLIT = {"dw4": "test_split_DW4.npy", "lj13": "test_split_LJ13-1000.npy"}
+SYSTEMS = openmmbg.builtin_systems()  # dw4, lj13: sizes and test splits from the catalog
+ALDP_SHAPE = (22, 3)  # alanine dipeptide is not a built-in system of the catalog
+
+
+def shape(system):
+    """(N, D) of a shipped model's system."""
+    return ALDP_SHAPE if system == "aldp" else (SYSTEMS[system]["num_particles"], SYSTEMS[system]["dim"])
 
 
 def test_models_are_shipped():
@@ -25,7 +30,7 @@ def test_models_are_shipped():
 def test_shipped_model(path):
     name = os.path.basename(path)[: -len(".bgm")]
     system = name.split("-")[0]
-    assert system in PARTICLES, f"{name}: unknown system prefix"
+    assert system == "aldp" or system in SYSTEMS, f"{name}: unknown system prefix"
     assert os.path.getsize(path) < 25 * 2**20
     with open(path[: -len(".bgm")] + ".json") as f:
         meta = json.load(f)
@@ -33,14 +38,17 @@ def test_shipped_model(path):
         assert key in meta, f"{name}.json lacks {key}"
     assert any(k in meta for k in ("train_command", "command")), f"{name}.json lacks the command"
     flow = openmmbg.Flow.load(path)
-    assert (flow.num_particles, flow.dim) == PARTICLES[system]
+    assert (flow.num_particles, flow.dim) == shape(system)
     if system == "aldp":
         assert meta["implicit_solvent"] in ("OBC1", "OBC2") and meta["temperature"] == flow.config["temperature"]
         return
-    if not DATA or not os.path.isfile(os.path.join(DATA, "efm", TEST_SPLIT[system])):
-        pytest.skip("no ../shared/data/efm test split")
-    x = np.load(os.path.join(DATA, "efm", TEST_SPLIT[system])).astype(np.float64)
-    x = x.reshape(len(x), *PARTICLES[system])[:100]
+    data = SYSTEMS[system]["data"]
+    test = data["test"]
+    test_file = os.path.join(DATA, data["folder"], test["file"]) if DATA else None
+    if test_file is None or not os.path.isfile(test_file):
+        pytest.skip(f"no ../shared/data/{data['folder']} test split")
+    x = np.load(test_file).astype(np.float64)
+    x = x.reshape(len(x), *shape(system))[test["begin"]:test["end"]][:100]
     x -= x.mean(axis=1, keepdims=True)
     log_q = flow.marginal_log_prob(x, num_aug_samples=20, seed=0)
     nll = -log_q.mean()

@@ -45,7 +45,7 @@ def test_run_outputs_and_resume(tmp_path):
     last = again.context(2).getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     np.testing.assert_allclose(frames[-1], last, atol=1e-6)
     assert np.all(np.abs(frames[:, :, 0]) > 0.3), "particles sit in the wells at x = +-1"
-    with pytest.raises(Exception, match="strictly increasing"):
+    with pytest.raises(mm.OpenMMException, match="strictly increasing"):  # as OpenMM's own errors
         openmmbg.ReplicaExchange(system, positions, [300, 300], tmp_path / "bad", platform="Reference")
 
 

@@ -7,44 +7,27 @@ import pathlib
 
 import numpy as np
 import openmm as mm
-import openmm.app as app
 import openmm.unit as unit
 import pytest
 
 import openmmbg
+from helpers import three_argon_simulation, three_particle_model
 
 HEADER = '#"Step","Proposed","Accepted","Acceptance Rate","Last Log Acceptance Ratio"'
 
 
 @pytest.fixture
 def model(tmp_path):
-    path = tmp_path / "three.bgm"
-    openmmbg.Flow({"num_particles": 3, "dim": 3, "projection": "vector", "num_layers": 1, "dtype": "float64"}).save(path)
-    return str(path)
+    return three_particle_model(tmp_path / "three.bgm")
 
 
 def simulation_with_proposal(model, frequency=5, proposals=2):
-    """Three particles in a harmonic well with a BoltzmannGeneratorProposal, on Reference."""
-    top = app.Topology()
-    residue = top.addResidue("AR", top.addChain())
-    system = mm.System()
-    well = mm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
-    well.addGlobalParameter("k", 2.5)  # kJ/mol/nm^2: kT at 300 K is 2.49 kJ/mol
-    for i in range(3):
-        top.addAtom("Ar", app.Element.getBySymbol("Ar"), residue)
-        system.addParticle(39.9)
-        well.addParticle(i, [])
-    system.addForce(well)
+    """three_argon with a BoltzmannGeneratorProposal, on Reference, seeded."""
     move = openmmbg.BoltzmannGeneratorProposal(model)
     move.setFrequency(frequency)
     move.setNumProposals(proposals)
     move.setRandomNumberSeed(1)
-    system.addForce(move)
-    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
-    integrator.setRandomNumberSeed(1)
-    sim = app.Simulation(top, system, integrator, mm.Platform.getPlatformByName("Reference"))
-    sim.context.setPositions(np.array([[0.1, 0, 0], [-0.2, 0.3, 0], [0, -0.1, 0.2]]) * unit.nanometer)
-    return sim, move
+    return three_argon_simulation(move, seed=1), move
 
 
 def parse(text):

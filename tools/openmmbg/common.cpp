@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include "OpenMMPlugins.h"
 #include "openmmbg/io/DcdReader.h"
 
 #include "openmm/Platform.h"
@@ -323,8 +324,7 @@ void createParentDirectories(const std::string& path) {
 }
 
 void loadPlugins(const char* argv0) {
-    const char* openmmDir = std::getenv("OPENMM_PLUGIN_DIR");
-    OpenMM::Platform::loadPluginsFromDirectory(openmmDir != nullptr ? openmmDir : OPENMM_PLUGIN_DIR);
+    loadOpenMMPlugins();
     const char* ours = std::getenv("OPENMMBG_PLUGIN_DIR");
     std::filesystem::path dir = ours != nullptr ? std::filesystem::path(ours)
                                                 : std::filesystem::absolute(argv0).parent_path() / "plugins";

@@ -78,6 +78,40 @@ CLI::Option* addOption(CLI::App* app, const std::string& name, T& value, const s
     return option;
 }
 
+/**
+ * Flags that set fields of an options struct (e.g. EnergyTrainingOptions) only where given on the
+ * command line, so that what lies underneath (the library's defaults, --options) stays otherwise.
+ * Each flag is listed once, with the field it sets; apply() copies those given.
+ */
+template <class Options>
+class FlagOverrides {
+public:
+    /** Adds a flag (addOption) that sets `field` when given; `value` starts at, and the help shows, its default. */
+    template <class Value, class Field>
+    CLI::Option* add(CLI::App* app, const std::string& name, Value& value, Field Options::*field,
+                     const std::string& help) {
+        value = Value(Options().*field);
+        CLI::Option* option = addOption(app, name, value, help);
+        bind(option, value, field);
+        return option;
+    }
+    /** Makes a flag added elsewhere, bound to `value`, set `field` when given. */
+    template <class Value, class Field>
+    void bind(const CLI::Option* option, const Value& value, Field Options::*field) {
+        copies_.push_back([option, &value, field](Options& options) {
+            if (given(option))
+                options.*field = Field(value);
+        });
+    }
+    void apply(Options& options) const {
+        for (const auto& copy : copies_)
+            copy(options);
+    }
+
+private:
+    std::vector<std::function<void(Options&)>> copies_;
+};
+
 /** Sets up the formatting and error behaviour every (sub)command shares. */
 void configureApp(CLI::App& app);
 
@@ -115,7 +149,7 @@ void createParentDirectories(const std::string& path);
 // --- OpenMM ----------------------------------------------------------------------------------
 
 /**
- * Loads OpenMM's platforms (OPENMM_PLUGIN_DIR, else the folder found at build time) and ours
+ * Loads OpenMM's platforms (loadOpenMMPlugins, openmmapi/include/internal/OpenMMPlugins.h) and ours
  * (OPENMMBG_PLUGIN_DIR, else plugins/ beside the executable), so a System holding a
  * BoltzmannGeneratorProposal runs.
  */

@@ -287,7 +287,7 @@ Command addTrainCommand(CLI::App& parent) {
     ml(addOption(app, "--patience", m->patience, "stop after N validations without improvement; 0: never"))
         ->check(nonNegative());
 
-    addEnergyTrainingOptions(app, *e);
+    addEnergyTrainingOptions(app, *a, *e);
     app->footer("Without --objective, or with --objective ml, give one of --system and --data. With --objective fab "
                 "or reverse-kl give one of --system and --openmm-system.");
     return {app, [a, m, e] {

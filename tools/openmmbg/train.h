@@ -3,6 +3,8 @@
 // own options (train_energy.cpp).
 #include "common.h"
 
+#include "openmmbg/training/EnergyTraining.h"
+
 #include <string>
 #include <vector>
 
@@ -38,16 +40,18 @@ struct EnergyTrainArgs {
         bufferMinBatches = 0, reportEvery = 0, evaluateEvery = 0, numEssSamples = 0;
     double alpha = 0;
     CLI::Option *openmmSystemOption = nullptr, *temperatureOption = nullptr, *platformOption = nullptr,
-                *optionsOption = nullptr, *iterationsOption = nullptr, *numIntermediateOption = nullptr,
-                *alphaOption = nullptr, *leapfrogStepsOption = nullptr, *updatesPerIterationOption = nullptr,
-                *bufferMaxBatchesOption = nullptr, *bufferMinBatchesOption = nullptr, *reportEveryOption = nullptr,
-                *evaluateEveryOption = nullptr, *numEssSamplesOption = nullptr;
+                *optionsOption = nullptr, *iterationsOption = nullptr, *numIntermediateOption = nullptr;
+    /** The flags that set an EnergyTrainingOptions field as they are, where given. */
+    FlagOverrides<EnergyTrainingOptions> flags;
     /** Every option above, to refuse them with --objective ml. */
     std::vector<CLI::Option*> all;
 };
 
-/** Adds the options of the energy-based objectives to the `train` subcommand. */
-void addEnergyTrainingOptions(CLI::App* train, EnergyTrainArgs& args);
+/**
+ * Adds the options of the energy-based objectives to the `train` subcommand, whose options for
+ * every objective (`args`) are added already.
+ */
+void addEnergyTrainingOptions(CLI::App* train, const TrainArgs& args, EnergyTrainArgs& energy);
 
 /** Trains by FAB or reverse KL (args.objective) against a built-in target or an OpenMM System. */
 int runEnergyTraining(const TrainArgs& args, const EnergyTrainArgs& energy);

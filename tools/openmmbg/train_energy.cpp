@@ -24,20 +24,9 @@ const char* const kEnergyGroup = "Energy-based training (--objective fab or reve
 
 }  // namespace
 
-void addEnergyTrainingOptions(CLI::App* app, EnergyTrainArgs& e) {
+void addEnergyTrainingOptions(CLI::App* app, const TrainArgs& a, EnergyTrainArgs& e) {
     // The flags show the library's defaults (EnergyTrainingOptions) and win over --options, which wins
     // over them; --iterations, --batch-size and --num-intermediate default to the target's.
-    const EnergyTrainingOptions defaults;
-    e.iterations = defaults.iterations;
-    e.numIntermediate = defaults.numIntermediate;
-    e.alpha = defaults.alpha;
-    e.leapfrogSteps = defaults.numLeapfrog;
-    e.updatesPerIteration = defaults.updatesPerIteration;
-    e.bufferMaxBatches = defaults.bufferMaxBatches;
-    e.bufferMinBatches = defaults.bufferMinBatches;
-    e.reportEvery = defaults.reportEvery;
-    e.evaluateEvery = defaults.evaluateEvery;
-    e.numEssSamples = defaults.numEssSamples;
     auto energy = [&](CLI::Option* option) {
         option->group(kEnergyGroup);
         e.all.push_back(option);
@@ -81,26 +70,32 @@ void addEnergyTrainingOptions(CLI::App* app, EnergyTrainArgs& e) {
                                                    std::to_string(kOpenMMSystemNumIntermediate),
                                                false))
                                   ->check(nonNegative());
-    e.alphaOption = energy(addOption(app, "--alpha", e.alpha, "AIS target p^A q^(1-A)"))->type_name("A");
-    e.leapfrogStepsOption =
-        energy(addOption(app, "--leapfrog-steps", e.leapfrogSteps, "leapfrog steps per HMC transition"))->check(positive());
-    e.updatesPerIterationOption = energy(addOption(app, "--updates-per-iteration", e.updatesPerIteration,
-                                                   "gradient updates per AIS pass"))
-                                      ->check(positive());
-    e.bufferMaxBatchesOption = energy(addOption(app, "--buffer-max-batches", e.bufferMaxBatches,
-                                                "replay buffer capacity, in batches"))
-                                   ->check(positive());
-    e.bufferMinBatchesOption = energy(addOption(app, "--buffer-min-batches", e.bufferMinBatches,
-                                                "replay buffer batches filled before training"))
-                                   ->check(positive());
-    e.reportEveryOption = energy(addOption(app, "--report-every", e.reportEvery,
-                                           "iterations between progress and metrics lines"))
-                              ->check(positive());
-    e.evaluateEveryOption = energy(addOption(app, "--evaluate-every", e.evaluateEvery,
-                                             "iterations between reverse-ESS (and AIS-ESS) evaluations; 0: never"))
-                                ->check(nonNegative());
-    e.numEssSamplesOption = energy(addOption(app, "--num-ess-samples", e.numEssSamples, "flow samples per evaluation"))
-                                ->check(positive());
+    using O = EnergyTrainingOptions;
+    FlagOverrides<O>& flags = e.flags;
+    energy(flags.add(app, "--alpha", e.alpha, &O::alpha, "AIS target p^A q^(1-A)"))->type_name("A");
+    energy(flags.add(app, "--leapfrog-steps", e.leapfrogSteps, &O::numLeapfrog, "leapfrog steps per HMC transition"))
+        ->check(positive());
+    energy(flags.add(app, "--updates-per-iteration", e.updatesPerIteration, &O::updatesPerIteration,
+                     "gradient updates per AIS pass"))
+        ->check(positive());
+    energy(flags.add(app, "--buffer-max-batches", e.bufferMaxBatches, &O::bufferMaxBatches,
+                     "replay buffer capacity, in batches"))
+        ->check(positive());
+    energy(flags.add(app, "--buffer-min-batches", e.bufferMinBatches, &O::bufferMinBatches,
+                     "replay buffer batches filled before training"))
+        ->check(positive());
+    energy(flags.add(app, "--report-every", e.reportEvery, &O::reportEvery,
+                     "iterations between progress and metrics lines"))
+        ->check(positive());
+    energy(flags.add(app, "--evaluate-every", e.evaluateEvery, &O::evaluateEvery,
+                     "iterations between reverse-ESS (and AIS-ESS) evaluations; 0: never"))
+        ->check(nonNegative());
+    energy(flags.add(app, "--num-ess-samples", e.numEssSamples, &O::numEssSamples, "flow samples per evaluation"))
+        ->check(positive());
+    // The flags of every objective that energy-based training takes as they are.
+    flags.bind(a.timeLimitOption, a.timeLimit, &O::timeLimit);
+    flags.bind(a.seedOption, a.seed, &O::seed);
+    flags.bind(a.checkpointEveryOption, a.checkpointEvery, &O::checkpointEvery);
 }
 
 int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
@@ -146,30 +141,9 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     o.numIntermediate = pick(e.numIntermediateOption, e.numIntermediate, "num_intermediate",
                              system ? system->energyTraining.numIntermediate : kOpenMMSystemNumIntermediate,
                              o.numIntermediate);
-    if (given(e.alphaOption))
-        o.alpha = e.alpha;
-    if (given(e.leapfrogStepsOption))
-        o.numLeapfrog = e.leapfrogSteps;
-    if (given(e.updatesPerIterationOption))
-        o.updatesPerIteration = e.updatesPerIteration;
-    if (given(e.bufferMaxBatchesOption))
-        o.bufferMaxBatches = e.bufferMaxBatches;
-    if (given(e.bufferMinBatchesOption))
-        o.bufferMinBatches = e.bufferMinBatches;
-    if (given(e.reportEveryOption))
-        o.reportEvery = e.reportEvery;
-    if (given(e.evaluateEveryOption))
-        o.evaluateEvery = e.evaluateEvery;
-    if (given(e.numEssSamplesOption))
-        o.numEssSamples = e.numEssSamples;
-    if (given(a.timeLimitOption))
-        o.timeLimit = a.timeLimit;
-    if (given(a.seedOption))
-        o.seed = uint64_t(a.seed);
+    e.flags.apply(o);
     const std::string& metricsPath = a.metrics;
     o.checkpointPath = given(a.checkpointOption) ? a.checkpoint : output + ".checkpoint";
-    if (given(a.checkpointEveryOption))
-        o.checkpointEvery = a.checkpointEvery;
     const double temperatureOption = e.temperature;
     const std::string& platform = e.platform;
     try {

@@ -20,11 +20,34 @@
 #include "openmm/RPMDMonteCarloBarostat.h"
 %}
 
+// Errors surface as OpenMM's own do: its wrappers raise every C++ exception as openmm.OpenMMException
+// (a subclass of Exception). The plugin throws OpenMM::OpenMMException for bad argument values too
+// (a negative frequency, a missing model file), so the type cannot single those out as ValueError.
+%{
+namespace {
+
+/** Sets openmm.OpenMMException with this message (or the error of importing it). */
+void setOpenMMException(const char* message) {
+    PyObject* openmm = PyImport_ImportModule("openmm");
+    PyObject* type = openmm != nullptr ? PyObject_GetAttrString(openmm, "OpenMMException") : nullptr;
+    Py_XDECREF(openmm);
+    if (type == nullptr)
+        return;
+    PyErr_SetString(type, message);
+    Py_DECREF(type);
+}
+
+}  // namespace
+%}
+
 %exception {
     try {
         $action
     } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_Exception, e.what());
+        setOpenMMException(e.what());
+        SWIG_fail;
+    } catch (...) {
+        setOpenMMException("unknown C++ exception in openmmbg");
         SWIG_fail;
     }
 }

@@ -12,6 +12,7 @@ Importing this package loads the project's OpenMM plugins (when openmm is instal
 """
 import os as _os
 
+from ._catalog import builtin_systems
 from ._flow import Flow, read_dcd, target_energies
 from . import evaluation, internal_coordinates
 from .openmmbg_force import BoltzmannGeneratorProposal
@@ -19,7 +20,8 @@ from .replica_exchange import ReplicaExchange
 from .reporter import ProposalReporter
 from ._version import __version__
 
-__all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "read_dcd", "target_energies", "evaluation", "internal_coordinates", "__version__"]
+__all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "builtin_systems", "read_dcd",
+           "target_energies", "evaluation", "internal_coordinates", "__version__"]
 
 
 def _plugin_directory():

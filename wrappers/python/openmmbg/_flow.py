@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import _catalog
 from . import openmmbg_swig as _swig
 
 __all__ = ["Flow"]
@@ -341,23 +342,36 @@ class Flow:
         ``objective`` is ``"fab"`` (flow annealed importance sampling bootstrap: AIS from the flow
         to p^alpha q^(1-alpha) with HMC transitions and a prioritised replay buffer) or
         ``"reverse-kl"`` (KL(q || p) on reparameterised flow samples). ``options`` (all optional)
-        use the names of the C++ ``EnergyTrainingOptions`` (docs/training.md): ``iterations``
-        (20000), ``batch_size`` (128), ``alpha`` (2), ``num_intermediate`` (2; 8 for LJ13),
-        ``num_leapfrog`` (5), ``initial_step_size`` (1.0), ``updates_per_iteration`` (8),
-        ``buffer_max_batches`` (512), ``buffer_min_batches`` (64), ``max_importance_weight`` (10),
-        the learning rate and gradient-guard options of :meth:`train` (``warmup_iterations``: -1 =
-        30% of the run), ``report_every`` (100), ``evaluate_every`` (1000, each also a report; 0 = never),
-        ``num_ess_samples`` (10000), ``ais_ess`` (True), ``time_limit`` (seconds), ``seed`` (0),
-        ``checkpoint`` (path; resumed if it exists) and ``checkpoint_every`` (100 iterations).
-        Progress goes to stderr when ``verbose``. Returns the reports (list of dicts with
-        ``iteration``, ``loss``, ``learning_rate``, ``step_sizes``, ``acceptance``, ``reverse_ess``,
-        ``ais_ess``, ...). The flow keeps the final parameters.
+        use the names of the C++ ``EnergyTrainingOptions`` (docs/training.md). ``iterations``,
+        ``batch_size`` and ``num_intermediate`` default to the target's, the paper's settings in
+        the catalog (``openmmbg.builtin_systems()[target]["energy_training"]``, as ``openmmbg
+        train --system`` takes them); a target without a default iteration count (LJ55) needs
+        ``iterations``. The others: ``alpha`` (2), ``num_leapfrog`` (5), ``initial_step_size``
+        (1.0, length units), ``updates_per_iteration`` (8), ``buffer_max_batches`` (512),
+        ``buffer_min_batches`` (64), ``max_importance_weight`` (10), the learning rate and
+        gradient-guard options of :meth:`train` (``warmup_iterations``: -1 = 30% of the run),
+        ``report_every`` (100), ``evaluate_every`` (1000, each also a report; 0 = never),
+        ``num_ess_samples`` (10000), ``ais_ess`` (True), ``time_limit`` (seconds, 0 = none),
+        ``seed`` (0), ``checkpoint`` (path; resumed if it exists) and ``checkpoint_every`` (100
+        iterations). Progress goes to stderr when ``verbose``. Returns the reports (list of dicts
+        with ``iteration``, ``total_iterations``, ``loss``, ``learning_rate``, ``step_sizes``,
+        ``acceptance``, ``reverse_ess``, ``ais_ess``, ...). The flow keeps the final parameters.
         """
+        target = str(target)
         options = dict(options)
+        system = _catalog._system(target)
+        if system is not None:  # another name is refused by the C++ library, naming the targets
+            for key, default in system["energy_training"].items():
+                if key in options:
+                    continue
+                if default is None:
+                    raise ValueError(f"train_energy: {target} has no default {key} in the catalog of built-in "
+                                     f"systems: give {key}=...")
+                options[key] = default
         options["objective"] = str(objective)
         if "checkpoint" in options:
             options["checkpoint"] = _as_path(options["checkpoint"])
-        reports = self._model.trainEnergy(str(target), json.dumps(options, default=_json_default), bool(verbose))
+        reports = self._model.trainEnergy(target, json.dumps(options, default=_json_default), bool(verbose))
         return json.loads(reports)
 
     def evaluate(self, target, x, num_aug_samples=20, num_ess_samples=10000, seed=0):
@@ -376,15 +390,18 @@ class Flow:
 
 def target_energies(target, x):
     """Reduced energies U(x)/kT ``[n]`` of a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``)
-    for configurations ``x`` ``[n, N, D]`` (reduced length units)."""
-
+    for configurations ``x`` ``[n, N, D]`` or one ``[N, D]`` (reduced length units), N and D
+    those of the catalog (:func:`openmmbg.builtin_systems`). Another shape raises ValueError."""
+    target = str(target)
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     if x.ndim == 2:
         x = x[np.newaxis]
-    shapes = {"dw4": (4, 2), "lj13": (13, 3), "lj55": (55, 3)}
-    if target in shapes and (x.ndim != 3 or x.shape[1:] != shapes[target]):
-        raise ValueError(f"target_energies: x has shape {x.shape}, {target} needs [n, {shapes[target][0]}, {shapes[target][1]}]")
-    return np.frombuffer(_swig.builtinTargetEnergies(str(target), x.reshape(-1)), dtype=np.float64).copy()
+    system = _catalog._system(target)
+    if system is not None:  # another name is refused by the C++ library, naming the targets
+        shape = (system["num_particles"], system["dim"])
+        if x.ndim != 3 or x.shape[1:] != shape:
+            raise ValueError(f"target_energies: x has shape {x.shape}, {target} needs [n, {shape[0]}, {shape[1]}]")
+    return np.frombuffer(_swig.builtinTargetEnergies(target, x.reshape(-1)), dtype=np.float64).copy()
 
 
 def read_dcd(path, particles=None, begin=0, end=None, stride=1, allow_truncated=False):
