@@ -285,3 +285,10 @@ def test_low_level_module_checks_buffers():
         model.logProb(np.zeros(3), good_a)
     with pytest.raises(ValueError, match="n must be positive"):
         model.sample(0, 0)
+
+
+def test_log_prob_needs_the_augmented_variables_of_an_augmented_flow():
+    flow = small_flow(2, "vector", 1)
+    x, a, log_q = flow.sample(3, seed=0)
+    with pytest.raises(ValueError, match="a is required"):
+        flow.log_prob(x)

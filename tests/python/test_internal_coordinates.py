@@ -70,6 +70,7 @@ def test_ic_flow_samples_scores_trains_and_saves(tmp_path):
     assert a.shape == (100, 0)
     np.testing.assert_allclose(x.mean(axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(flow.log_prob(x, a), log_q, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(flow.log_prob(x), flow.log_prob(x, a))  # no auxiliary variables to give
     np.testing.assert_allclose(flow.marginal_log_prob(x), log_q, rtol=0, atol=1e-8)
     path = tmp_path / "ethane-ic.bgm"
     flow.save(path)

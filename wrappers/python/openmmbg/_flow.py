@@ -238,6 +238,10 @@ class Flow:
 
     def _xa(self, x, a):
         x = self._x(x)
+        if a is None:
+            if self._num_aug:
+                raise ValueError(f"a is required: the family {self._family!r} has auxiliary variables")
+            a = np.empty((x.shape[0],) + self._aux_shape)
         a = self._batch(a, "a", self._aux_shape, "n, N, A, D")
         if x.shape[0] != a.shape[0]:
             raise ValueError(f"x holds {x.shape[0]} configurations but a holds {a.shape[0]}")
@@ -269,12 +273,13 @@ class Flow:
         out = self._array(self._model.sample(n, _as_seed(seed)), nx + na + n)
         return out[:nx].reshape(n, N, D), out[nx : nx + na].reshape((n,) + self._aux_shape), out[nx + na :]
 
-    def log_prob(self, x, a):
+    def log_prob(self, x, a=None):
         """Joint log-density log q(x, a), shape ``[n]``.
 
         ``x``: ``[n, N, D]`` and ``a``: ``[n, N, A, D]`` in the model's length unit (or openmm
         Quantity lengths). One configuration ``[N, D]`` with ``[N, A, D]`` is a batch of one and
-        gives shape ``[1]``. Wrong shapes raise ValueError.
+        gives shape ``[1]``. ``a`` may be left out for families without auxiliary variables
+        (``"ic"``: log q(x) is then exact). Wrong shapes raise ValueError.
         """
         x, a = self._xa(x, a)
         if x.shape[0] == 0:
