@@ -13,7 +13,10 @@ BUILD="${OPENMMBG_BUILD_DIR:-build}"
 
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 # Paths under the checkout are hashed relative to it, so a fresh clone (CI) hits the cache; the
-# sloppiness lets ccache cache compilations that use CMake's precompiled headers.
+# sloppiness lets ccache cache compilations that use CMake's precompiled headers. Its price: a header
+# edited while a compilation that includes it is running can leave an object built from the old
+# header cached under the new one's hash, which later builds (and clean clones) then reuse. Do not
+# edit a checkout while it builds; if it happened, change the affected source or run `ccache -C`.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 cmake_args=(-G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$ROOT/.venv/bin/python")
