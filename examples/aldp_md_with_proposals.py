@@ -9,7 +9,8 @@ an independent flow sample and accepts or rejects it by Metropolis-Hastings agai
 (with the alpha carbon's chirality guard, so proposals stay L-alanine), and runs LangevinMiddle MD
 (1 fs, friction 1/ps, no constraints, as the training data) for --minutes of wall time. It prints
 the proposal counters every 10 ps (an openmmbg.ProposalReporter in simulation.reporters), then the
-acceptance rate and the populations of the backbone basins, and writes the Ramachandran plot of the
+acceptance rate, the populations of the backbone basins and P(phi > 0) (next to the model's reference
+value, when its .json has one), and writes the Ramachandran plot of the
 run (PNG) and a JSON summary.
 
 The flow runs on LibTorch's threads; OMP_NUM_THREADS=1 is fastest on a busy machine.
@@ -40,6 +41,16 @@ def wilson_interval(k, n, z=1.96):
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def batch_means(values, batches=20):
+    """Mean of `values` and its standard error from `batches` batch means (NaN with too few values)."""
+    values = np.asarray(values, dtype=np.float64)
+    size = len(values) // batches
+    if size == 0:
+        return float(values.mean()) if len(values) else float("nan"), float("nan")
+    means = values[: size * batches].reshape(batches, size).mean(axis=1)
+    return float(values.mean()), float(means.std(ddof=1) / np.sqrt(batches))
 
 
 def main():
@@ -111,6 +122,12 @@ def main():
     print(f"basin populations over {len(phi)} frames (one every {args.frequency} steps):")
     for name, fraction in populations.items():
         print(f"  {name:34s} {fraction:.3f}")
+    p_phi, p_phi_sem = batch_means(phi > 0)
+    line = f"P(phi > 0) = {p_phi:.4f} +- {p_phi_sem:.4f} (batch means)"
+    reference = meta.get("phi_positive_reference")
+    if reference:
+        line += f"; reference {reference['value']:.4f} +- {reference['sem']:.4f} ({reference['source']})"
+    print(line)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     aldp.plot_ramachandran([(f"MD + proposals, {steps / 1000:.0f} ps", phi, psi)], args.output + ".png")
@@ -118,7 +135,7 @@ def main():
                "frequency": args.frequency, "proposals_per_attempt": args.proposals, "seed": args.seed,
                "platform": args.platform, "wall_time_s": wall, "md_steps": steps, "proposed": proposed,
                "accepted": accepted, "acceptance_rate": rate, "acceptance_rate_95": [low, high],
-               "basin_populations": populations}
+               "basin_populations": populations, "phi_positive": p_phi, "phi_positive_sem": p_phi_sem}
     with open(args.output + ".json.tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(args.output + ".json.tmp", args.output + ".json")

@@ -60,8 +60,9 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
                         str(model), "--minutes", "0.05", "--platform", "Reference", "--output", str(out)],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "acceptance rate" in r.stdout and "C7ax/alpha_L (phi > 0)" in r.stdout
+    assert "acceptance rate" in r.stdout and "C7ax/alpha_L (phi > 0)" in r.stdout and "P(phi > 0) = " in r.stdout
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["proposed"] > 0 and 0 <= summary["accepted"] <= summary["proposed"]
     assert abs(sum(summary["basin_populations"].values()) - 1) < 1e-9
+    assert summary["phi_positive"] == summary["basin_populations"]["C7ax/alpha_L (phi > 0)"]
     assert (tmp_path / "demo.png").stat().st_size > 1000
