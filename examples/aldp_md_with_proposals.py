@@ -10,7 +10,8 @@ an independent flow sample and accepts or rejects it by Metropolis-Hastings agai
 (1 fs, friction 1/ps, no constraints, as the training data) for --minutes of wall time. It prints
 the proposal counters every 10 ps (an openmmbg.ProposalReporter in simulation.reporters), then the
 acceptance rate, the populations of the backbone basins and P(phi > 0) (next to the model's reference
-value, when its .json has one), and writes the Ramachandran plot of the
+value, when its .json has one; with --plain-md also plain MD's over the same wall time), and writes
+the Ramachandran plot of the
 run (PNG) and a JSON summary.
 
 The flow runs on LibTorch's threads; OMP_NUM_THREADS=1 is fastest on a busy machine.
@@ -62,6 +63,8 @@ def main():
     parser.add_argument("--temperature", type=float, default=300.0, help="K (default %(default)s)")
     parser.add_argument("--platform", default="CPU", help="OpenMM platform (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the proposals and the integrator (default %(default)s)")
+    parser.add_argument("--plain-md", action="store_true",
+                        help="then run plain MD (no proposals) for the same wall time and print its P(phi > 0) too")
     parser.add_argument("--output", default=os.path.join("runs", "main", "aldp-md-with-proposals"),
                         help="path prefix of the .png and .json written (default %(default)s)")
     args = parser.parse_args()
@@ -128,6 +131,23 @@ def main():
     if reference:
         line += f"; reference {reference['value']:.4f} +- {reference['sem']:.4f} ({reference['source']})"
     print(line)
+    plain = None
+    if args.plain_md:
+        plain_system, _, _ = aldp.create_system(solvent)
+        plain_integrator = mm.LangevinMiddleIntegrator(temperature, 1 / unit.picosecond, 1 * unit.femtosecond)
+        plain_integrator.setRandomNumberSeed(args.seed)
+        context = mm.Context(plain_system, plain_integrator, mm.Platform.getPlatformByName(args.platform))
+        context.setPositions(positions)
+        context.setVelocitiesToTemperature(temperature, args.seed)
+        plain_phi, plain_steps, start = [], 0, time.perf_counter()
+        while time.perf_counter() - start < wall:  # the same wall time as MD with proposals
+            plain_integrator.step(args.frequency)
+            plain_steps += args.frequency
+            x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+            plain_phi.append(aldp.phi_psi(x[None])[0][0])
+        plain_p, plain_sem = batch_means(np.array(plain_phi) > 0)
+        plain = {"md_steps": plain_steps, "phi_positive": plain_p, "phi_positive_sem": plain_sem}
+        print(f"plain MD, same wall time ({plain_steps / 1000:.1f} ps): P(phi > 0) = {plain_p:.4f} +- {plain_sem:.4f}")
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     aldp.plot_ramachandran([(f"MD + proposals, {steps / 1000:.0f} ps", phi, psi)], args.output + ".png")
@@ -135,7 +155,8 @@ def main():
                "frequency": args.frequency, "proposals_per_attempt": args.proposals, "seed": args.seed,
                "platform": args.platform, "wall_time_s": wall, "md_steps": steps, "proposed": proposed,
                "accepted": accepted, "acceptance_rate": rate, "acceptance_rate_95": [low, high],
-               "basin_populations": populations, "phi_positive": p_phi, "phi_positive_sem": p_phi_sem}
+               "basin_populations": populations, "phi_positive": p_phi, "phi_positive_sem": p_phi_sem,
+               "plain_md": plain}
     with open(args.output + ".json.tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(args.output + ".json.tmp", args.output + ".json")

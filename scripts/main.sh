@@ -3,7 +3,8 @@
 #  1. alanine dipeptide at 300 K: loads the shipped flow on internal coordinates
 #     (models/pretrained/aldp-ic.bgm, OBC2 implicit solvent), runs OPENMMBG_DEMO_MINUTES (default 3) minutes of
 #     Langevin MD with a flow proposal every 50 steps, prints the acceptance rate and the backbone
-#     basin populations, and writes the Ramachandran plot (runs/main/aldp-md-with-proposals.png);
+#     basin populations and P(phi > 0) next to the replica-exchange reference and to plain MD's over
+#     the same wall time, and writes the Ramachandran plot (runs/main/aldp-md-with-proposals.png);
 #  2. DW4: evaluates the shipped models/pretrained/dw4-spherical.bgm (if absent, trains a small one
 #     for ~2 minutes) and prints its test NLL and reverse/forward ESS.
 # Outputs go to runs/main/.
@@ -30,7 +31,7 @@ ALDP_MODEL="$ROOT/models/pretrained/aldp-ic.bgm"
 [[ -f "$ALDP_MODEL" ]] || die "$ALDP_MODEL is missing from this checkout"
 log "alanine dipeptide: ${OPENMMBG_DEMO_MINUTES:-3} min of MD at 300 K with flow proposals ($ALDP_MODEL)"
 OMP_NUM_THREADS=1 "$ROOT/scripts/python" "$ROOT/examples/aldp_md_with_proposals.py" --model "$ALDP_MODEL" \
-  --minutes "${OPENMMBG_DEMO_MINUTES:-3}" --output runs/main/aldp-md-with-proposals
+  --minutes "${OPENMMBG_DEMO_MINUTES:-3}" --plain-md --output runs/main/aldp-md-with-proposals
 
 MODEL="$ROOT/models/pretrained/dw4-spherical.bgm"
 if [[ -f "$MODEL" ]]; then

@@ -57,7 +57,7 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
 
     out = tmp_path / "demo"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "aldp_md_with_proposals.py"), "--model",
-                        str(model), "--minutes", "0.05", "--platform", "Reference", "--output", str(out)],
+                        str(model), "--minutes", "0.05", "--platform", "Reference", "--plain-md", "--output", str(out)],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "acceptance rate" in r.stdout and "C7ax/alpha_L (phi > 0)" in r.stdout and "P(phi > 0) = " in r.stdout
@@ -65,4 +65,5 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
     assert summary["proposed"] > 0 and 0 <= summary["accepted"] <= summary["proposed"]
     assert abs(sum(summary["basin_populations"].values()) - 1) < 1e-9
     assert summary["phi_positive"] == summary["basin_populations"]["C7ax/alpha_L (phi > 0)"]
+    assert "plain MD, same wall time" in r.stdout and summary["plain_md"]["md_steps"] > 0
     assert (tmp_path / "demo.png").stat().st_size > 1000
