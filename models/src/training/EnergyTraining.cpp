@@ -3,6 +3,7 @@
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/evaluation/Evaluation.h"
 #include "JsonOptions.h"
+#include "SharedLoopSettings.h"
 
 #include <nlohmann/json.hpp>
 
@@ -67,23 +68,12 @@ EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& text) {
 }
 
 TrainingLoopSettings energyTrainingLoopSettings(const EnergyTrainingOptions& o) {
-    TrainingLoopSettings s;
+    TrainingLoopSettings s = sharedLoopSettings(o);
     s.iterations = o.iterations;
     s.updatesPerIteration = o.objective == "fab" ? o.updatesPerIteration : 1;
     s.warmupIterations = o.warmupIterations >= 0 ? o.warmupIterations : std::max(1, o.iterations * 3 / 10);
-    s.initialLearningRate = o.initialLearningRate;
-    s.peakLearningRate = o.peakLearningRate;
-    s.finalLearningRate = o.finalLearningRate;
-    s.gradientWindow = o.gradientWindow;
-    s.skipFactor = o.skipFactor;
-    s.clipFactor = o.clipFactor;
-    s.minLogQ = o.minLogQ;
     s.reportEvery = o.reportEvery;
     s.evaluateEvery = o.evaluateEvery;
-    s.timeLimit = o.timeLimit;
-    s.seed = o.seed;
-    s.checkpointPath = o.checkpointPath;
-    s.checkpointEvery = o.checkpointEvery;
     s.stopAfterIteration = o.stopAfterIteration;
     return s;
 }

@@ -5,6 +5,7 @@
 
 #include "openmmbg/io/ModelFile.h"
 #include "JsonOptions.h"
+#include "SharedLoopSettings.h"
 #include "openmmbg/io/TensorArchive.h"
 
 #include <nlohmann/json.hpp>
@@ -287,25 +288,14 @@ TrainingLoopSettings MaximumLikelihoodObjective::loopSettings(const MaximumLikel
     if (o.batchSize < 1 || o.epochs < 1)
         throw std::invalid_argument("train: batch_size and epochs must be positive (got " + std::to_string(o.batchSize) +
                                     ", " + std::to_string(o.epochs) + ")");
-    TrainingLoopSettings s;
+    TrainingLoopSettings s = sharedLoopSettings(o);
     s.iterations = o.epochs;
     s.updatesPerIteration = (n + o.batchSize - 1) / o.batchSize;
     // The reference warms up for 30 of 100+ epochs; shorter runs warm up for 30% of their epochs.
     s.warmupIterations = std::min(o.warmupEpochs, std::max(1, o.epochs * 3 / 10));
-    s.initialLearningRate = o.initialLearningRate;
-    s.peakLearningRate = o.peakLearningRate;
-    s.finalLearningRate = o.finalLearningRate;
-    s.gradientWindow = o.gradientWindow;
-    s.skipFactor = o.skipFactor;
-    s.clipFactor = o.clipFactor;
-    s.minLogQ = o.minLogQ;
     s.reportEvery = 1;
     s.evaluateEvery = o.validateEvery;
     s.patience = o.patience;
-    s.timeLimit = o.timeLimit;
-    s.seed = o.seed;
-    s.checkpointPath = o.checkpointPath;
-    s.checkpointEvery = o.checkpointEvery;
     s.stopAfterIteration = o.stopAfterEpoch;
     return s;
 }
