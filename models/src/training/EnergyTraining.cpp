@@ -8,12 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
-#include <set>
-#include <type_traits>
 
 namespace OpenMMBG {
 

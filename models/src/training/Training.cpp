@@ -1,22 +1,16 @@
 #include "openmmbg/training/Training.h"
 
-#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/evaluation/Evaluation.h"
-
-#include "openmmbg/io/ModelFile.h"
+#include "openmmbg/io/Files.h"
+#include "openmmbg/io/TensorArchive.h"
 #include "JsonOptions.h"
 #include "SharedLoopSettings.h"
-#include "openmmbg/io/TensorArchive.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <set>
-#include <type_traits>
 
 namespace OpenMMBG {
 
