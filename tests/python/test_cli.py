@@ -402,3 +402,31 @@ def test_energy_training_against_an_openmm_system(tmp_path, objective):
     bad = run("train", "--objective", objective, "--init-model", str(out), "--temperature", "350", *common,
               "--output", str(tmp_path / "t350.bgm"))
     assert bad.returncode != 0 and "describes 300" in bad.stderr
+
+
+def test_train_an_internal_coordinate_model_from_data_and_a_molecule(tmp_path):
+    # A 5-atom chain as an OpenMM System: its bonds give the Z-matrix of the "ic" model.
+    mm = pytest.importorskip("openmm")
+    system = mm.System()
+    bonds = mm.HarmonicBondForce()
+    for i in range(5):
+        system.addParticle(12.0)
+    for i in range(4):
+        bonds.addBond(i, i + 1, 0.15, 1000.0)
+    system.addForce(bonds)
+    (tmp_path / "chain.xml").write_text(mm.XmlSerializer.serialize(system))
+    rng = np.random.default_rng(0)
+    chain = np.array([[0, 0, 0], [0.15, 0, 0], [0.2, 0.14, 0], [0.35, 0.16, 0.05], [0.4, 0.3, 0.08]])
+    np.save(tmp_path / "x.npy", chain + 0.01 * rng.standard_normal((200, 5, 3)))
+    r = run("train", "--family", "ic", "--molecule", str(tmp_path / "chain.xml"), "--data", str(tmp_path / "x.npy"),
+            "--config", '{"num_layers": 2, "hidden_units": 8}', "--epochs", "2", "--batch-size", "50",
+            "--output", str(tmp_path / "chain.bgm"))
+    assert r.returncode == 0, r.stderr
+    import openmmbg
+    flow = openmmbg.Flow.load(tmp_path / "chain.bgm")
+    assert flow.family == "ic" and len(flow.config["zmatrix"]) == 5
+    assert sorted(row[0] for row in flow.config["zmatrix"]) == list(range(5))
+    # --molecule belongs to the ic family only.
+    r = run("train", "--molecule", str(tmp_path / "chain.xml"), "--data", str(tmp_path / "x.npy"),
+            "--output", str(tmp_path / "other.bgm"))
+    assert r.returncode == 2 and "--molecule goes with --family ic" in r.stderr
