@@ -1,6 +1,7 @@
 """The alanine dipeptide pipeline scripts run end to end on a tiny scale: REMD data generation
 (scripts/generate-aldp-data.sh, then resumed and extended), and with an untrained flow the
-evaluation (scripts/evaluate-aldp.py), the sampling comparison (scripts/aldp_sampling_comparison.py)
+evaluation (scripts/evaluate-aldp.py), the umbrella-sampling reference
+(scripts/aldp-umbrella-reference.py), the sampling comparison (scripts/aldp_sampling_comparison.py)
 and the MD-with-proposals demo (examples/aldp_md_with_proposals.py)."""
 import json
 import os
@@ -34,15 +35,35 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
     openmmbg.Flow({"num_particles": 22, "dim": 3, "projection": "spherical", "num_layers": 1, "egnn_blocks": 1,
                    "egnn_mlp_units": [8, 8], "egnn_hidden_features": 8, "egnn_output_features": 8,
                    "head_mlp_units": [8, 8], "aug_scale": 0.5, "atom_types": list(range(22))}).save(model)
+    reference = tmp_path / "reference"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "aldp-umbrella-reference.py"), "--implicit-solvent",
+                        "OBC1", "--repeats", "2", "--grid", "4", "--force-constant", "30", "--equilibration", "0.2",
+                        "--production", "0.5", "--sample-every", "50", "--work", str(tmp_path / "umbrella"), "--output", str(reference)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    umbrella = json.loads((tmp_path / "reference.json").read_text())
+    assert len(umbrella["repeats"]) == 2 and all(0 <= v <= 1 for v in umbrella["repeats"])
+    assert umbrella["standard_error"] >= 0 and (tmp_path / "reference.png").stat().st_size > 1000
+    assert len(list((tmp_path / "umbrella").glob("repeat1-phi*-psi*.npz"))) == 16  # resumable: every window kept
+
     out = tmp_path / "comparison"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "aldp_sampling_comparison.py"), "--model",
-                        str(model), "--reference", str(tmp_path / "aldp" / "train"), "--wall-time", "1.5",
-                        "--repeats", "1", "--output", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, os.path.join(ROOT, "scripts", "aldp_sampling_comparison.py"), "--models", f"flow={model}",
+               "--methods", "md,remd,md+flow", "--implicit-solvent", "OBC1", "--wall-time", "1.5", "--repeats", "1",
+               "--proposals", "4", "--work", str(tmp_path / "runs")]
+    r = subprocess.run(command + ["--run-only"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "comparison.json").exists()
+    r = subprocess.run(command + ["--reference", str(reference) + ".json", "--remd-run", str(tmp_path / "aldp" / "train"),
+                                  "--output", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     results = json.loads((tmp_path / "comparison.json").read_text())
-    assert set(results["methods"]) == {"md", "md+proposals", "remd"}
-    assert results["methods"]["md+proposals"]["runs"][0]["proposed"] > 0
+    assert set(results["methods"]) == {"md", "remd", "md+flow"}
+    assert results["methods"]["md+flow"]["runs"][0]["proposed"] > 0
+    assert results["methods"]["remd"]["t10_source"] == "long run, batch means"
+    assert all(m["t10_seconds"] >= 0 for m in results["methods"].values())
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+    r = subprocess.run([a if a != "md,remd,md+flow" else "md+other" for a in command], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "unknown method 'md+other'" in r.stderr
 
     out = tmp_path / "evaluation"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate-aldp.py"), "--model", str(model),
