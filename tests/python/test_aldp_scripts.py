@@ -1,7 +1,8 @@
 """The alanine dipeptide pipeline scripts run end to end on a tiny scale: REMD data generation
 (scripts/generate-aldp-data.sh, then resumed and extended), and with an untrained flow the
 evaluation (scripts/evaluate-aldp.py), the umbrella-sampling reference
-(scripts/aldp-umbrella-reference.py), the sampling comparison (scripts/aldp_sampling_comparison.py)
+(scripts/aldp-umbrella-reference.py), the sampling comparison (scripts/aldp_sampling_comparison.py), the mixing diagnostic
+(scripts/aldp-proposal-mixing.py)
 and the MD-with-proposals demo (examples/aldp_md_with_proposals.py)."""
 import json
 import os
@@ -64,6 +65,12 @@ def test_data_generation_resumes_and_comparison_runs(tmp_path):
     assert (tmp_path / "comparison.png").stat().st_size > 1000
     r = subprocess.run([a if a != "md,remd,md+flow" else "md+other" for a in command], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "unknown method 'md+other'" in r.stderr
+
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "aldp-proposal-mixing.py"), str(model), "2", "1", "2"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    final = r.stdout.strip().splitlines()[-1].split()
+    assert final[0] == "final:" and int(final[2]) > 0 and 0 <= float(final[4]) <= 1
 
     out = tmp_path / "evaluation"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate-aldp.py"), "--model", str(model),
