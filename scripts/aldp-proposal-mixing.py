@@ -6,22 +6,25 @@ them came with an accepted proposal (the rest came by MD). The mixing diagnostic
 
 (e.g. models/pretrained/aldp-ic.bgm 1500 11 16; a proposal attempt every 50 steps, chirality guard on.)
 """
-import sys, time, numpy as np, openmm as mm, openmm.unit as unit, openmmbg
-from openmmbg import alanine_dipeptide as aldp
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aldp_sampling_comparison import md_context, phi_positive  # noqa: E402
+
 if len(sys.argv) != 5:
     sys.exit("usage: aldp-proposal-mixing.py MODEL SECONDS SEED PROPOSALS_PER_ATTEMPT")
 model, T, seed, K = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-system, _, pos = aldp.create_system("OBC2")
-move = openmmbg.BoltzmannGeneratorProposal(model); move.setFrequency(50); move.setNumProposals(K)
-move.setTemperature(300*unit.kelvin); move.setRandomNumberSeed(seed); move.setChiralCenters([aldp.CHIRAL_CENTER]); system.addForce(move)
-integ = mm.LangevinMiddleIntegrator(300*unit.kelvin, 1/unit.picosecond, 1*unit.femtosecond); integ.setRandomNumberSeed(seed)
-ctx = mm.Context(system, integ, mm.Platform.getPlatformByName("Reference")); ctx.setPositions(pos); ctx.setVelocitiesToTemperature(300*unit.kelvin, seed)
+ctx, move = md_context("OBC2", "Reference", seed, model, frequency=50, proposals=K)
+integ = ctx.getIntegrator()
 s = []; t = time.perf_counter(); last = 0; acc_in = 0; prev = False
 while time.perf_counter() - t < T:
     a0 = move.getNumAccepted(ctx)
     integ.step(50)
-    y = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-    cur = aldp.dihedral(y[None], aldp.PHI_ATOMS)[0] > 0
+    cur = phi_positive(ctx)
     if cur and not prev and move.getNumAccepted(ctx) > a0: acc_in += 1
     prev = cur; s.append(cur)
     if time.perf_counter() - t > last + 300:

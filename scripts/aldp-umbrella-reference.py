@@ -100,7 +100,7 @@ def mbar_weights(angles_by_window, centres, force_constant, tolerance=1e-8, max_
         hessian = np.diag(weights.sum(axis=1)) - weights @ weights.T
         step = np.zeros_like(f)
         step[1:] = -np.linalg.solve(hessian[1:, 1:], gradient[1:])
-        value, scale = objective(f), 1.0
+        value, scale = log_den.sum() - counts @ f, 1.0
         while objective(f + scale * step) > value and scale > 1e-8:
             scale /= 2
         f = f + scale * step

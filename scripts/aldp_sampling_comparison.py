@@ -59,22 +59,30 @@ def phi_positive(context):
     return bool(aldp.dihedral(x[None], aldp.PHI_ATOMS)[0] > 0)
 
 
-def run_md(args, seed, model=None):
-    system, _, positions = aldp.create_system(args.implicit_solvent)
+def md_context(implicit_solvent, platform, seed, model=None, frequency=50, proposals=16):
+    """Langevin MD of alanine dipeptide at 300 K from the prmtop's structure, with a
+    BoltzmannGeneratorProposal of `model` (chirality guard on) when one is given: (context, move or None)."""
+    system, _, positions = aldp.create_system(implicit_solvent)
     move = None
     if model is not None:
         move = openmmbg.BoltzmannGeneratorProposal(model)
-        move.setFrequency(args.frequency)
-        move.setNumProposals(args.proposals)
+        move.setFrequency(frequency)
+        move.setNumProposals(proposals)
         move.setTemperature(TEMPERATURE * unit.kelvin)
         move.setRandomNumberSeed(seed)
         move.setChiralCenters([aldp.CHIRAL_CENTER])
         system.addForce(move)
     integrator = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1 / unit.picosecond, 1 * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
-    context = mm.Context(system, integrator, mm.Platform.getPlatformByName(args.platform))
+    context = mm.Context(system, integrator, mm.Platform.getPlatformByName(platform))
     context.setPositions(positions)
     context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, seed)
+    return context, move
+
+
+def run_md(args, seed, model=None):
+    context, move = md_context(args.implicit_solvent, args.platform, seed, model, args.frequency, args.proposals)
+    integrator = context.getIntegrator()
     times, positive = [], []
     start = time.perf_counter()
     while time.perf_counter() - start < args.wall_time:
