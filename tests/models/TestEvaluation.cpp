@@ -121,7 +121,7 @@ TEST(AisEffectiveSampleSize, WithoutIntermediateDistributionsItIsTheReverseEss) 
     o.numIntermediate = 0;
     AnnealedImportanceSampler sampler(o);
     auto genAis = generator(4);
-    auto [ais, lwAis] = aisEss(flow, target, 300, sampler, genAis, 100, true);
+    auto [ais, lwAis] = aisEss(model, target, 300, sampler, genAis, 100, true);
     EXPECT_LT((lwAis.to(torch::kFloat64) - lwRev.to(torch::kFloat64)).abs().max().item<double>(), 1e-9);
     EXPECT_NEAR(ais, rev, 1e-9);
     EXPECT_LT(rev, 0.99);
@@ -152,7 +152,7 @@ TEST(AisEffectiveSampleSize, TransitionsRaiseTheEssOfAMismatchedFlow) {
     o.numIntermediate = 8;
     o.initialStepSize = 0.3;
     AnnealedImportanceSampler sampler(o);
-    const double ais = aisEss(flow, target, 600, sampler, gen, 200, true).first;
+    const double ais = aisEss(model, target, 600, sampler, gen, 200, true).first;
     std::printf("reverse ESS %.3f (theory %.3f), AIS ESS %.3f\n", rev, theory, ais);
     EXPECT_GT(ais, rev + 0.3);
     ASSERT_EQ(sampler.stepSizes.size(), 8u);
@@ -160,5 +160,5 @@ TEST(AisEffectiveSampleSize, TransitionsRaiseTheEssOfAMismatchedFlow) {
     AisOptions fab = o;
     fab.alpha = 2.0;
     AnnealedImportanceSampler wrongAlpha(fab);
-    EXPECT_THROW(aisEss(flow, target, 10, wrongAlpha, gen, 10, false), std::invalid_argument);
+    EXPECT_THROW(aisEss(model, target, 10, wrongAlpha, gen, 10, false), std::invalid_argument);
 }

@@ -141,8 +141,9 @@ TEST(AnnealedImportanceSampling, FlowAndTargetDensitiesGiveUnbiasedZ) {
     AugmentedCouplingFlow flow(c);
     auto target = std::make_shared<GaussianTarget>(0.8, 0.7);
     const double logZ = 0.7 + 0.5 * double((N - 1) * D) * (LOG_2PI + 2 * std::log(0.8));
-    FlowJointDensity q(flow);
-    TargetJointDensity p(target, flow);
+    AugmentedCouplingFlowModel model(flow);
+    FlowJointDensity q(model);
+    TargetJointDensity p(target, model);
     AisOptions o;
     o.numIntermediate = 2;
     o.alpha = 1.0;

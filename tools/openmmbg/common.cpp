@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include "OpenMMPlugins.h"
+#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/io/DcdReader.h"
 
 #include "openmm/Platform.h"
@@ -330,6 +331,13 @@ void loadPlugins(const char* argv0) {
                                                 : std::filesystem::absolute(argv0).parent_path() / "plugins";
     if (std::filesystem::is_directory(dir))
         OpenMM::Platform::loadPluginsFromDirectory(dir.string());
+}
+
+std::string describeModel(const Model& model) {
+    const json config = json::parse(model.configJson());
+    return model.family() == AugmentedCouplingFlowModel::familyName()
+               ? config.at("projection").get<std::string>() + "-proj"
+               : "family " + model.family();
 }
 
 }  // namespace OpenMMBG::Cli

@@ -4,6 +4,7 @@
 #include "catalog.h"
 
 #include "openmmbg/io/DataIO.h"
+#include "openmmbg/Model.h"
 #include "openmmbg/targets/Target.h"
 
 #include <CLI/CLI.hpp>
@@ -142,6 +143,9 @@ void mergeConfigOption(const CLI::Option* option, const std::string& text, json&
 
 /** Opens a metrics file for writing (nullptr for an empty path); throws if it cannot. */
 std::FILE* openMetrics(const std::string& path);
+
+/** A model's family in a progress line: "spherical-proj" (E-ACF: its projection) or "family ic". */
+std::string describeModel(const Model& model);
 
 /** Creates the parent folders of an output file. */
 void createParentDirectories(const std::string& path);

@@ -3,7 +3,6 @@
 #include "commands.h"
 #include "common.h"
 
-#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/training/EnergyTraining.h"
 #include "openmmbg/evaluation/Evaluation.h"
 #include "openmmbg/training/Fab.h"
@@ -107,13 +106,12 @@ int runEvaluate(const EvaluateArgs& args) {
     }
     if (args.aisSamples > 0) {
         // Its own generator, so adding AIS leaves the other estimates of this seed unchanged.
-        AugmentedCouplingFlow& flow = augmentedCouplingFlowOf(*model, "--ais-samples");
-        flow->eval();
+        model->module().eval();
         torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
         AnnealedImportanceSampler sampler(aisOptions);
         std::cerr << "AIS: " << args.aisSamples << " samples, " << aisOptions.numIntermediate
                   << " intermediate distributions, passes of " << args.aisBatchSize << std::endl;
-        out["ais_ess"] = aisEss(flow, target, args.aisSamples, sampler, gen, args.aisBatchSize, true).first;
+        out["ais_ess"] = aisEss(*model, target, args.aisSamples, sampler, gen, args.aisBatchSize, true).first;
         out.update({{"ais_samples", args.aisSamples}, {"ais_intermediate", aisOptions.numIntermediate},
                     {"ais_leapfrog_steps", aisOptions.numLeapfrog}, {"ais_initial_step_size", aisOptions.initialStepSize},
                     {"ais_final_step_sizes", sampler.stepSizes}});

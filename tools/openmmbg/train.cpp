@@ -132,9 +132,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     std::FILE* metrics = openMetrics(a.metrics);
     if (std::filesystem::exists(o.checkpointPath))
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
-    const std::string flowName =
-        eacf ? json::parse(model->configJson())["projection"].get<std::string>() + "-proj" : "family " + a.family;
-    std::cerr << "openmmbg train: " << systemName << ", " << flowName << ", " << train.size(0)
+    std::cerr << "openmmbg train: " << systemName << ", " << describeModel(*model) << ", " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     MaximumLikelihoodTrainer trainer(model, train, validation, o);
@@ -296,9 +294,6 @@ Command addTrainCommand(CLI::App& parent) {
                     return runMaximumLikelihood(*a, *m);
                 }
                 refuseOptions(m->all, a->objective, "--objective ml");
-                if (a->family != AugmentedCouplingFlowModel::familyName())
-                    throw UsageError("--family " + a->family + " trains by maximum likelihood only "
-                                     "(--objective ml)");
                 return runEnergyTraining(*a, *e);
             }};
 }

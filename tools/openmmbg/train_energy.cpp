@@ -110,8 +110,13 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     // --init-model: fine-tune a trained flow (e.g. FAB after maximum likelihood); its file holds the
     // configuration, so --projection and --config would be ignored and are refused.
     const std::string& initModel = e.initModel;
-    if (!initModel.empty() && (given(a.projectionOption) || given(a.configOption)))
-        throw UsageError("--init-model takes the flow's configuration from the model file: drop --projection and --config");
+    if (!initModel.empty() && (given(a.projectionOption) || given(a.configOption) || given(a.familyOption)))
+        throw UsageError("--init-model takes the flow's configuration from the model file: drop --family, "
+                         "--projection and --config");
+    // A fresh flow on internal coordinates needs data (its Z-matrix and standardisation statistics).
+    if (initModel.empty() && a.family != AugmentedCouplingFlowModel::familyName())
+        throw UsageError("--family " + a.family + " is built from data: train it by maximum likelihood (--objective ml) "
+                         "first, then fine-tune it here with --init-model");
     json config = {{"projection", a.projection}};
     mergeConfigOption(a.configOption, a.config, config);
     EnergyTrainingOptions o;
@@ -197,16 +202,15 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
                                      std::to_string(value));
         config[key] = value;
     }
-    FlowConfig cfg = FlowConfig::fromJson(config.dump());
-    createParentDirectories(output);
     if (initModel.empty())
-        model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(cfg));
+        model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(config.dump())));
+    createParentDirectories(output);
     std::FILE* metrics = openMetrics(metricsPath);
     const bool resuming = std::filesystem::exists(o.checkpointPath);
     if (resuming)
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << objective << " on " << (builtin ? systemName : systemXmlPath) << ", "
-              << cfg.projection << "-proj, " << o.iterations << " iterations of batch " << o.batchSize
+              << describeModel(*model) << ", " << o.iterations << " iterations of batch " << o.batchSize
               << (objective == "fab" ? ", " + std::to_string(o.numIntermediate) + " intermediate distributions" : "")
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     if (objective == "fab" && !resuming)

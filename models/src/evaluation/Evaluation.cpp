@@ -54,7 +54,7 @@ std::pair<double, torch::Tensor> reverseEss(Model& model, Target& target, int64_
     return {effectiveSampleSizeFraction(lw), lw};
 }
 
-std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::shared_ptr<Target>& target, int64_t n,
+std::pair<double, torch::Tensor> aisEss(Model& model, const std::shared_ptr<Target>& target, int64_t n,
                                         AnnealedImportanceSampler& sampler, torch::Generator& generator,
                                         int64_t batchSize, bool adaptStepSizes) {
     if (sampler.options().alpha != 1.0)
@@ -62,11 +62,11 @@ std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::
                                     "; the ESS of AIS is defined for the target itself (alpha = 1)");
     if (n < 1 || batchSize < 1)
         throw std::invalid_argument("aisEss: the number of samples and the batch size must be positive");
-    TargetJointDensity joint(target, flow);
+    TargetJointDensity joint(target, model);
     std::vector<torch::Tensor> parts;
     for (int64_t done = 0; done < n; done += batchSize)
         parts.push_back(
-            sampler.runFromFlow(flow, joint, std::min(batchSize, n - done), generator, adaptStepSizes).logWeights);
+            sampler.runFromFlow(model, joint, std::min(batchSize, n - done), generator, adaptStepSizes).logWeights);
     torch::Tensor lw = torch::cat(parts);
     return {effectiveSampleSizeFraction(lw), lw};
 }

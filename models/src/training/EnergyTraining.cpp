@@ -1,6 +1,5 @@
 #include "openmmbg/training/EnergyTraining.h"
 
-#include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/evaluation/Evaluation.h"
 #include "JsonOptions.h"
 #include "SharedLoopSettings.h"
@@ -87,8 +86,7 @@ AisOptions aisOptionsOf(const EnergyTrainingOptions& o) {
 }  // namespace
 
 FabObjective::FabObjective(Model& model, std::shared_ptr<Target> t, const EnergyTrainingOptions& o, std::string id)
-    : flow(augmentedCouplingFlowOf(model, "FAB")), target(std::move(t)), options(o), targetId(std::move(id)),
-      joint(target, flow), aisOptions(aisOptionsOf(o)), ais(aisOptions),
+    : model(model), target(std::move(t)), options(o), targetId(std::move(id)), joint(target, model), aisOptions(aisOptionsOf(o)), ais(aisOptions),
       buffer(int64_t(o.bufferMaxBatches) * o.batchSize), acceptanceSums(o.numIntermediate, 0.0) {}
 
 std::string FabObjective::signature() const {
@@ -103,7 +101,7 @@ std::string FabObjective::signature() const {
 void FabObjective::prepare(TrainingLoop& loop) {
     // Pre-fill the buffer with AIS samples of the initial flow (adapting the step sizes as it goes).
     for (int filled = 1; buffer.size() < int64_t(options.bufferMinBatches) * options.batchSize; filled++) {
-        AisResult r = ais.runFromFlow(flow, joint, options.batchSize, loop.generator(), true);
+        AisResult r = ais.runFromFlow(model, joint, options.batchSize, loop.generator(), true);
         buffer.add(r.x, r.a, r.logWeights, r.logQ);
         if (onBufferFill)
             onBufferFill(filled, options.bufferMinBatches);
@@ -113,8 +111,7 @@ void FabObjective::prepare(TrainingLoop& loop) {
 void FabObjective::iterate(TrainingLoop& loop) {
     const EnergyTrainingOptions& o = options;
     torch::Generator& gen = loop.generator();
-    Model& model = loop.model();
-    AisResult r = ais.runFromFlow(flow, joint, o.batchSize, gen, true);
+    AisResult r = ais.runFromFlow(model, joint, o.batchSize, gen, true);
     buffer.add(r.x, r.a, r.logWeights, r.logQ);
     for (size_t j = 0; j < acceptanceSums.size(); j++)
         acceptanceSums[j] += r.acceptance[j];
@@ -167,7 +164,7 @@ double FabObjective::evaluate(TrainingLoop& loop, TrainingReport& r) {
         evalOptions.alpha = 1.0;
         AnnealedImportanceSampler evalAis(evalOptions);
         evalAis.stepSizes = ais.stepSizes;
-        r.aisEss = aisEss(flow, target, options.numEssSamples, evalAis, loop.evaluationGenerator(), options.batchSize,
+        r.aisEss = aisEss(model, target, options.numEssSamples, evalAis, loop.evaluationGenerator(), options.batchSize,
                           false).first;
     }
     return std::numeric_limits<double>::quiet_NaN();

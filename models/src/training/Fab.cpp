@@ -21,10 +21,12 @@ torch::Tensor select(const torch::Tensor& mask, const torch::Tensor& a, const to
 JointEvaluation FlowJointDensity::evaluate(const torch::Tensor& x, const torch::Tensor& a) {
     torch::AutoGradMode enable(true);
     torch::Tensor xg = x.detach().requires_grad_(true), ag = a.detach().requires_grad_(true);
-    torch::Tensor logQ = flow->logProb(xg, ag);
-    // Only the inputs' gradients are computed: the parameters' .grad stay untouched.
-    auto grads = torch::autograd::grad({logQ.sum()}, {xg, ag});
-    return {logQ.detach(), grads[0], grads[1], {}};
+    torch::Tensor logQ = model.logProb(xg, ag);
+    // Only the inputs' gradients are computed: the parameters' .grad stay untouched. Families
+    // without auxiliary variables leave the (empty) aux unused.
+    auto grads = torch::autograd::grad({logQ.sum()}, {xg, ag}, {}, false, false, true);
+    return {logQ.detach(), grads[0].defined() ? grads[0] : torch::zeros_like(x),
+            grads[1].defined() ? grads[1] : torch::zeros_like(a), {}};
 }
 
 JointEvaluation TargetJointDensity::evaluate(const torch::Tensor& x, const torch::Tensor& a) {
@@ -35,14 +37,28 @@ JointEvaluation TargetJointDensity::evaluate(const torch::Tensor& x, const torch
         torch::AutoGradMode enable(true);
         std::tie(energy, forces) = target->energyAndForces(x64);
     }
+    // log pi(a|x) and its gradients by autograd (zeros, without a graph, for families without
+    // auxiliary variables).
+    torch::Tensor logAux, gradAuxX, gradAuxA;
+    {
+        torch::AutoGradMode enable(true);
+        torch::Tensor xg = x64.clone().requires_grad_(true), ag = a64.clone().requires_grad_(true);
+        logAux = model.logAuxiliaryTarget(xg, ag).to(torch::kFloat64);
+        if (logAux.requires_grad()) {
+            auto grads = torch::autograd::grad({logAux.sum()}, {xg, ag}, {}, false, false, true);
+            gradAuxX = grads[0].defined() ? grads[0] : torch::zeros_like(x64);
+            gradAuxA = grads[1].defined() ? grads[1] : torch::zeros_like(a64);
+        } else {
+            gradAuxX = torch::zeros_like(x64);
+            gradAuxA = torch::zeros_like(a64);
+        }
+        logAux = logAux.detach();
+    }
     torch::NoGradGuard noGrad;
     energy = energy.to(torch::kFloat64);
     forces = forces.to(torch::kFloat64);
-    // pi(a|x) = N(a; x, sigma^2) per augmented slot: d/da = -(a - x)/sigma^2, d/dx = sum over slots of (a - x)/sigma^2.
-    const double sigma = flow->config().augScale;
-    torch::Tensor diff = (a64 - x64.unsqueeze(2)) / (sigma * sigma);
-    torch::Tensor logProb = -energy + flow->logAugmentedTarget(x64, a64);
-    torch::Tensor gradX = forces + diff.sum(2), gradA = -diff;
+    torch::Tensor logProb = -energy + logAux;
+    torch::Tensor gradX = forces + gradAuxX, gradA = gradAuxA;
     // A non-finite energy must not leave a finite log-density behind (it would be accepted).
     logProb = torch::where(torch::isfinite(energy), logProb, torch::full_like(logProb, -INFINITY));
     return {logProb.to(x.scalar_type()), gradX.to(x.scalar_type()), gradA.to(a.scalar_type()), {}};
@@ -60,7 +76,7 @@ HmcResult hmcStep(const std::function<JointEvaluation(const torch::Tensor&, cons
     };
     torch::Tensor px = projectCom(normal(x0)), pa = normal(a0);
     auto kinetic = [](const torch::Tensor& px, const torch::Tensor& pa) {
-        return 0.5 * (px.pow(2).sum({1, 2}) + pa.pow(2).sum({1, 2, 3}));
+        return 0.5 * (px.pow(2).sum({1, 2}) + pa.pow(2).flatten(1).sum(1));
     };
     const torch::Tensor h0 = -current.logProb + kinetic(px, pa);
     torch::Tensor x = x0, a = a0;
@@ -154,15 +170,15 @@ AisResult AnnealedImportanceSampler::run(JointLogDensity& base, JointLogDensity&
     return r;
 }
 
-AisResult AnnealedImportanceSampler::runFromFlow(AugmentedCouplingFlow& flow, JointLogDensity& target, int64_t n,
+AisResult AnnealedImportanceSampler::runFromFlow(Model& model, JointLogDensity& target, int64_t n,
                                                  torch::Generator& generator, bool adapt) {
-    FlowSample s;
+    ModelSample s;
     {
         torch::NoGradGuard noGrad;
-        s = flow->sample(n, generator);
+        s = model.sample(n, generator);
     }
-    FlowJointDensity base(flow);
-    return run(base, target, s.x, s.a, generator, adapt);
+    FlowJointDensity base(model);
+    return run(base, target, s.x, s.aux, generator, adapt);
 }
 
 PrioritisedReplayBuffer::PrioritisedReplayBuffer(int64_t capacity) : cap(capacity) {

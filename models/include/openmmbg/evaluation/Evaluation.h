@@ -4,7 +4,6 @@
  * weights are on the augmented space: log w = log p~(x) + log pi(a|x) - log q(x, a), with
  * log p~(x) = -U(x)/kT from the target.
  */
-#include "openmmbg/eacf/AugmentedCouplingFlow.h"
 #include "openmmbg/training/Fab.h"
 #include "openmmbg/Model.h"
 #include "openmmbg/targets/Target.h"
@@ -41,7 +40,7 @@ std::pair<double, torch::Tensor> forwardEss(Model& model, Target& target, const 
  * fixed step sizes, so every weight stays unbiased) and hold the adapted values afterwards.
  * Returns the ESS fraction (unclipped) and the log AIS weights [n].
  */
-std::pair<double, torch::Tensor> aisEss(AugmentedCouplingFlow& flow, const std::shared_ptr<Target>& target, int64_t n,
+std::pair<double, torch::Tensor> aisEss(Model& model, const std::shared_ptr<Target>& target, int64_t n,
                                         AnnealedImportanceSampler& sampler, torch::Generator& generator,
                                         int64_t batchSize, bool adaptStepSizes);
 

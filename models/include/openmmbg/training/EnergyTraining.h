@@ -4,8 +4,8 @@
  * target (FAB, docs/eacf-mapping.md#fab-settings): two objectives of the one training loop
  * (TrainingLoop.h).
  *
- *  - "fab" (E-ACF models; its sampler works on the joint space (x, a)): flow annealed importance
- *    sampling bootstrap with a prioritised replay buffer. Each
+ *  - "fab" (every family; its sampler works on the joint space (x, a), Fab.h): flow annealed
+ *    importance sampling bootstrap with a prioritised replay buffer. Each
  *    iteration runs AIS from q to p~^alpha q^(1-alpha) on one batch of flow samples, adds the AIS
  *    samples to the buffer, then makes `updatesPerIteration` gradient updates on buffer batches
  *    drawn without replacement in proportion to their AIS weights, with loss
@@ -85,7 +85,10 @@ EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& json);
 /** The FAB objective: AIS passes into a prioritised replay buffer, several updates per pass on its samples. */
 class FabObjective : public TrainingObjective {
 public:
-    /** @param targetId identifies the target in the run signature */
+    /**
+     * @param model    the model trained (it must outlive this objective)
+     * @param targetId identifies the target in the run signature
+     */
     FabObjective(Model& model, std::shared_ptr<Target> target, const EnergyTrainingOptions& options, std::string targetId);
     std::string name() const override { return "fab"; }
     std::string signature() const override;
@@ -99,7 +102,7 @@ public:
     std::function<void(int, int)> onBufferFill;
 
 private:
-    AugmentedCouplingFlow flow;
+    Model& model;
     std::shared_ptr<Target> target;
     EnergyTrainingOptions options;
     std::string targetId;
@@ -140,8 +143,7 @@ public:
      * @param targetId identifies the target in the checkpoint signature (default: target->name();
      *                 give e.g. a hash of a System's XML so a checkpoint is not resumed against
      *                 another System)
-     * Throws std::invalid_argument if the target and the model differ in particles or dimensions,
-     * or FAB is asked of a family without its joint-space sampler.
+     * Throws std::invalid_argument if the target and the model differ in particles or dimensions.
      */
     EnergyTrainer(std::shared_ptr<Model> model, std::shared_ptr<Target> target, EnergyTrainingOptions options,
                   std::string targetId = "");

@@ -3,13 +3,16 @@
  * The sampling side of FAB (flow annealed importance sampling bootstrap, Midgley et al. ICLR 2023;
  * arXiv:2208.01893; settings: docs/eacf-mapping.md#fab-settings): Hamiltonian Monte Carlo on the joint space
  * (x, a), annealed importance sampling (AIS) without resampling from the flow q to
- * p~^alpha q^(1 - alpha), and the prioritised replay buffer of AIS samples.
+ * p~^alpha q^(1 - alpha), and the prioritised replay buffer of AIS samples. It works for a model of
+ * any family (Model.h): the joint space is (x, aux) with aux empty ([B, 0]) for families without
+ * auxiliary variables.
  *
- * Shapes: x [B, N, D] with zero centre of mass, a [B, N, A, D], per-sample values [B].
- * Log-densities are with respect to the Lebesgue measure of the zero-CoM subspace for x (as the
- * flow's) times that of R^{N A D} for a.
+ * Shapes: x [B, N, D] with zero centroid (the mean over particles, unweighted), a [B, ...] (the
+ * family's auxiliary shape, [B, N, A, D] for E-ACF), per-sample values [B]. Log-densities are with
+ * respect to the Lebesgue measure of the zero-centroid subspace for x (as every family's) times that
+ * of the auxiliary variables' space.
  */
-#include "openmmbg/eacf/AugmentedCouplingFlow.h"
+#include "openmmbg/Model.h"
 #include "openmmbg/targets/Target.h"
 #include "openmmbg/io/TensorArchive.h"
 
@@ -23,7 +26,7 @@ namespace OpenMMBG {
 struct JointEvaluation {
     torch::Tensor logProb;  ///< [B]
     torch::Tensor gradX;    ///< d logProb / dx [B, N, D]
-    torch::Tensor gradA;    ///< d logProb / da [B, N, A, D]
+    torch::Tensor gradA;    ///< d logProb / da [B, ...]
     /** Optional per-sample values [B] that follow HMC's accept/reject (AIS keeps log q and log p~ here). */
     std::vector<torch::Tensor> parts;
 };
@@ -35,31 +38,31 @@ public:
     virtual JointEvaluation evaluate(const torch::Tensor& x, const torch::Tensor& a) = 0;
 };
 
-/** The flow's joint log q(x, a); gradients by autograd through the flow. */
+/** The model's joint log q(x, a); gradients by autograd through the model (which must outlive this). */
 class FlowJointDensity : public JointLogDensity {
 public:
-    explicit FlowJointDensity(AugmentedCouplingFlow flow) : flow(std::move(flow)) {}
+    explicit FlowJointDensity(Model& model) : model(model) {}
     JointEvaluation evaluate(const torch::Tensor& x, const torch::Tensor& a) override;
 
 private:
-    AugmentedCouplingFlow flow;
+    Model& model;
 };
 
 /**
  * The joint target log p~(x) + log pi(a|x) of energy-based training: p~(x) = exp(-U(x)/kT) from a
  * Target (energies and forces from one batched Target::energyAndForces call, so an OpenMM System
- * is evaluated once per state) and pi(a|x) the flow's augmented Gaussian. Evaluated in the target's
- * float64, returned in x's dtype.
+ * is evaluated once per state) and pi(a|x) the model's auxiliary target (the E-ACF's augmented
+ * Gaussian; none for families without auxiliary variables), with its gradient by autograd. Evaluated
+ * in the target's float64, returned in x's dtype. The model must outlive this.
  */
 class TargetJointDensity : public JointLogDensity {
 public:
-    TargetJointDensity(std::shared_ptr<Target> target, AugmentedCouplingFlow flow)
-        : target(std::move(target)), flow(std::move(flow)) {}
+    TargetJointDensity(std::shared_ptr<Target> target, Model& model) : target(std::move(target)), model(model) {}
     JointEvaluation evaluate(const torch::Tensor& x, const torch::Tensor& a) override;
 
 private:
     std::shared_ptr<Target> target;
-    AugmentedCouplingFlow flow;
+    Model& model;
 };
 
 /**
@@ -118,7 +121,7 @@ public:
      * Draw n states from `flow` (without gradients) and run AIS from them, with the flow's joint
      * log q as the base: one AIS pass of FAB, or of the ESS of AIS.
      */
-    AisResult runFromFlow(AugmentedCouplingFlow& flow, JointLogDensity& target, int64_t n,
+    AisResult runFromFlow(Model& model, JointLogDensity& target, int64_t n,
                           torch::Generator& generator, bool adaptStepSizes = true);
     const AisOptions& options() const { return opts; }
     /** One step size per intermediate distribution. */
