@@ -1,6 +1,7 @@
 #include "openmmbg/Model.h"
 
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/ecnf/EquivariantCnfModel.h"
 #include "openmmbg/ic/InternalCoordinateFlowModel.h"
 
 #include <nlohmann/json.hpp>
@@ -33,7 +34,9 @@ std::shared_ptr<Model> makeModel(const std::string& configJson) {
     if (family == InternalCoordinateFlowModel::familyName())
         return std::make_shared<InternalCoordinateFlowModel>(
             InternalCoordinateFlow(InternalCoordinateFlowConfig::fromJson(configJson)));
-    throw std::invalid_argument("flow config: unknown family \"" + family + "\" (known: \"eacf\", \"ic\")");
+    if (family == EquivariantCnfModel::familyName())
+        return std::make_shared<EquivariantCnfModel>(EquivariantCnfConfig::fromJson(configJson));
+    throw std::invalid_argument("flow config: unknown family \"" + family + "\" (known: \"eacf\", \"ic\", \"ecnf\")");
 }
 
 }  // namespace OpenMMBG

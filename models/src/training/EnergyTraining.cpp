@@ -1,7 +1,7 @@
 #include "openmmbg/training/EnergyTraining.h"
 
 #include "openmmbg/evaluation/Evaluation.h"
-#include "JsonOptions.h"
+#include "../JsonObjectReader.h"
 #include "SharedLoopSettings.h"
 
 #include <nlohmann/json.hpp>
@@ -14,7 +14,7 @@ namespace OpenMMBG {
 using nlohmann::json;
 
 EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& text) {
-    const JsonOptions j(text, {"objective", "iterations", "batch_size", "alpha", "num_intermediate",
+    const JsonObjectReader j(text, {"objective", "iterations", "batch_size", "alpha", "num_intermediate",
         "num_leapfrog", "initial_step_size", "updates_per_iteration", "buffer_max_batches", "buffer_min_batches",
         "max_importance_weight", "initial_learning_rate", "peak_learning_rate", "final_learning_rate",
         "warmup_iterations", "gradient_window", "skip_factor", "clip_factor", "min_log_q", "report_every",

@@ -3,7 +3,7 @@
 #include "openmmbg/evaluation/Evaluation.h"
 #include "openmmbg/io/Files.h"
 #include "openmmbg/io/TensorArchive.h"
-#include "JsonOptions.h"
+#include "../JsonObjectReader.h"
 #include "SharedLoopSettings.h"
 
 #include <nlohmann/json.hpp>
@@ -229,7 +229,7 @@ std::string formatDuration(double seconds) {
 }
 
 MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
-    const JsonOptions j(text, {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
+    const JsonObjectReader j(text, {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
         "final_learning_rate", "warmup_epochs", "gradient_window", "skip_factor", "clip_factor", "min_log_q",
         "time_limit", "validate_every", "validation_aug_samples", "patience", "seed", "random_rotations",
         "checkpoint", "checkpoint_every"});

@@ -1,6 +1,6 @@
 #pragma once
-// Reading training options from a JSON object (private to the flow library): one reader for the
-// maximum-likelihood and the energy-based options, so both give the same errors.
+// Reading options and configurations from a JSON object (private to the flow library): one reader
+// for the training options and the model configurations that use it, so all give the same errors.
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -8,28 +8,40 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace OpenMMBG {
 
 /**
  * Parses `text` as a JSON object whose keys must all be in `known`. Errors are
- * std::invalid_argument starting with "training options: " (not valid JSON, not an object, an
- * unknown key, a value of the wrong type).
+ * std::invalid_argument starting with "<context>: " (not valid JSON, not an object, an unknown key,
+ * a value of the wrong type), e.g. "training options: unknown key 'x'".
  */
-class JsonOptions {
+class JsonObjectReader {
 public:
-    JsonOptions(const std::string& text, const std::set<std::string>& known) {
+    JsonObjectReader(const std::string& text, const std::set<std::string>& known,
+                     std::string context = "training options")
+        : context(std::move(context)) {
         try {
             j = nlohmann::json::parse(text);
         } catch (const nlohmann::json::exception& e) {
-            throw std::invalid_argument(std::string("training options: not valid JSON: ") + e.what());
+            fail(std::string("not valid JSON: ") + e.what());
         }
         if (!j.is_object())
-            throw std::invalid_argument("training options: expected a JSON object");
+            fail("expected a JSON object");
         for (auto it = j.begin(); it != j.end(); ++it)
             if (!known.count(it.key()))
-                throw std::invalid_argument("training options: unknown key '" + it.key() + "'");
+                fail("unknown key '" + it.key() + "'");
     }
+    /** Whether `key` is present and not null. */
+    bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+    /** The value of `key` (null when absent). */
+    const nlohmann::json& at(const char* key) const {
+        static const nlohmann::json null;
+        return j.contains(key) ? j[key] : null;
+    }
+    /** Throws std::invalid_argument "<context>: <message>". */
+    [[noreturn]] void fail(const std::string& message) const { throw std::invalid_argument(context + ": " + message); }
     /** Sets `field` from `key` if present and not null; the JSON type must match the field's. */
     template <class T>
     void read(const char* key, T& field) const {
@@ -41,7 +53,7 @@ public:
                   : std::is_floating_point_v<T> ? v.is_number()
                   : v.is_string();
         if (!ok)
-            throw std::invalid_argument(std::string("training options: '") + key + "' has the wrong type (" + v.dump() + ")");
+            fail(std::string("'") + key + "' has the wrong type (" + v.dump() + ")");
         field = v.get<T>();
     }
 
@@ -56,6 +68,7 @@ public:
     }
 
 private:
+    std::string context;
     nlohmann::json j;
 };
 
