@@ -6,6 +6,8 @@
 #include "train.h"
 
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/ecnf/EquivariantCnfModel.h"
+#include "openmmbg/training/FlowMatching.h"
 #include "openmmbg/eacf/FlowConfig.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/training/Training.h"
@@ -40,6 +42,10 @@ struct MaximumLikelihoodArgs {
     double peakLearningRate = MaximumLikelihoodOptions().peakLearningRate;
     CLI::Option *epochsOption = nullptr, *numTrainOption = nullptr;
     std::vector<CLI::Option*> all;
+    // --objective flow-matching only.
+    std::string pairing = FlowMatchingOptions().pairing;
+    double sigma = FlowMatchingOptions().sigma;
+    std::vector<CLI::Option*> flowMatching;
 };
 
 bool hasDataSet(const BuiltinSystem& system) { return system.data.has_value(); }
@@ -59,14 +65,21 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
                                                                           "or reverse-kl");
     }
     const std::string systemName = system ? system->name : "user data";
-    const bool eacf = a.family == AugmentedCouplingFlowModel::familyName();
+    // Flow matching trains the continuous flow: --family defaults to ecnf there and must be it.
+    const bool flowMatching = a.objective == "flow-matching";
+    const std::string family = flowMatching && !given(a.familyOption) ? EquivariantCnfModel::familyName() : a.family;
+    if (flowMatching && family != EquivariantCnfModel::familyName())
+        throw UsageError("--objective flow-matching trains --family ecnf (a continuous flow), not --family " + family);
+    if (!flowMatching && family == EquivariantCnfModel::familyName())
+        throw UsageError("--family ecnf trains by --objective flow-matching");
+    const bool eacf = family == AugmentedCouplingFlowModel::familyName();
     if (!eacf && given(a.projectionOption))
         throw UsageError("--projection goes with --family eacf");
-    if (!m.molecule.empty() && a.family != "ic")
+    if (!m.molecule.empty() && family != "ic")
         throw UsageError("--molecule goes with --family ic");
     if (!m.molecule.empty() && !particles.empty())
         throw UsageError("--molecule describes every particle of the data: drop --particles");
-    json config = eacf ? json{{"projection", a.projection}} : json{{"family", a.family}};
+    json config = eacf ? json{{"projection", a.projection}} : json{{"family", family}};
     if (system)
         config.update({{"num_particles", system->numParticles}, {"dim", system->dim}});
     if (!m.molecule.empty())
@@ -134,18 +147,29 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << systemName << ", " << describeModel(*model) << ", " << train.size(0)
               << " training / " << validation.size(0) << " validation points, " << o.epochs << " epochs"
+              << (flowMatching ? ", flow matching with " + m.pairing + " pairing" : "")
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
-    MaximumLikelihoodTrainer trainer(model, train, validation, o);
-    auto reports = trainer.run([&](const TrainingReport& r) {
+    auto onEpoch = [&](const TrainingReport& r) {
         std::cerr << formatTrainingReport(r) << std::endl;
         if (metrics) {
             std::fprintf(metrics, "%s\n", trainingReportToJson(r).c_str());
             std::fflush(metrics);
         }
-    });
+    };
+    std::vector<TrainingReport> reports;
+    if (flowMatching) {
+        FlowMatchingOptions fo;
+        static_cast<MaximumLikelihoodOptions&>(fo) = o;
+        fo.pairing = m.pairing;
+        fo.sigma = m.sigma;
+        reports = FlowMatchingTrainer(model, train, validation, fo).run(onEpoch);
+    } else {
+        reports = MaximumLikelihoodTrainer(model, train, validation, o).run(onEpoch);
+    }
     if (metrics)
         std::fclose(metrics);
-    json meta = {{"system", systemName}, {"epochs_run", reports.size()}, {"seed", o.seed},
+    json meta = {{"system", systemName}, {"objective", flowMatching ? "flow-matching" : "ml"},
+                 {"epochs_run", reports.size()}, {"seed", o.seed},
                  {"best_validation_nll", reports.empty() ? NAN : reports.back().bestValidationNll}};
     saveModel(*model, a.output, {{"training", meta.dump()}});
     std::cerr << "openmmbg train: wrote " << a.output << " (best validation NLL "
@@ -173,9 +197,11 @@ Command addTrainCommand(CLI::App& parent) {
 
     // Every objective.
     addOption(app, "--objective", a->objective,
-              "ml: maximum likelihood on data; fab or reverse-kl: energy-based training (docs/training.md)")
+              "ml: maximum likelihood on data; flow-matching: simulation-free training of an ecnf flow on data "
+              "(docs/ecnf.md; the data options of ml apply); fab or reverse-kl: energy-based training "
+              "(docs/training.md)")
         ->type_name("NAME")
-        ->check(oneOf({"ml", "fab", "reverse-kl"}));
+        ->check(oneOf({"ml", "fab", "reverse-kl", "flow-matching"}));
     a->systemOption = addOption(app, "--system", a->system,
                                 "built-in system (catalog/builtin-systems.json): " + systemNamesForHelp() +
                                     ". ml: its data set (" + systemNamesForHelp(hasDataSet) +
@@ -186,10 +212,12 @@ Command addTrainCommand(CLI::App& parent) {
         ->type_name("FILE")
         ->required();
     a->familyOption = addOption(app, "--family", a->family,
-                                "the model family: eacf (the E-ACF, Non-E-ACF with --projection none) or ic (a flow "
-                                "on internal coordinates, docs/internal-coordinates.md)")
+                                "the model family: eacf (the E-ACF, Non-E-ACF with --projection none), ic (a flow "
+                                "on internal coordinates, docs/internal-coordinates.md) or ecnf (the equivariant "
+                                "continuous flow, docs/ecnf.md; trained by --objective flow-matching, its default "
+                                "there)")
                           ->type_name("NAME")
-                          ->check(oneOf({"eacf", "ic"}));
+                          ->check(oneOf({"eacf", "ic", "ecnf"}));
     a->projectionOption = addOption(app, "--projection", a->projection, "the E-ACF's projection (none: Non-E-ACF)")
                               ->type_name("NAME")
                               ->check(oneOf({"spherical", "cartesian", "vector", "none"}));
@@ -285,15 +313,32 @@ Command addTrainCommand(CLI::App& parent) {
     ml(addOption(app, "--patience", m->patience, "stop after N validations without improvement; 0: never"))
         ->check(nonNegative());
 
+    // Flow matching only (it also takes the data options above).
+    auto fm = [&](CLI::Option* option) {
+        option->group("Flow matching (--objective flow-matching)");
+        m->flowMatching.push_back(option);
+        return option;
+    };
+    fm(addOption(app, "--pairing", m->pairing,
+                 "how prior draws are paired with data: independent, ot (minibatch optimal transport) or "
+                 "equivariant-ot (also permutes identical particles and rotates)"))
+        ->type_name("NAME")
+        ->check(oneOf({"independent", "ot", "equivariant-ot"}));
+    fm(addOption(app, "--sigma", m->sigma, "standard deviation of the probability path's noise (length units)"))
+        ->check(nonNegative());
+
     addEnergyTrainingOptions(app, *a, *e);
     app->footer("Without --objective, or with --objective ml, give one of --system and --data. With --objective fab "
                 "or reverse-kl give one of --system and --openmm-system.");
     return {app, [a, m, e] {
-                if (a->objective == "ml") {
+                if (a->objective == "ml" || a->objective == "flow-matching") {
                     refuseOptions(e->all, a->objective, "--objective fab or reverse-kl");
+                    if (a->objective == "ml")
+                        refuseOptions(m->flowMatching, a->objective, "--objective flow-matching");
                     return runMaximumLikelihood(*a, *m);
                 }
                 refuseOptions(m->all, a->objective, "--objective ml");
+                refuseOptions(m->flowMatching, a->objective, "--objective flow-matching");
                 return runEnergyTraining(*a, *e);
             }};
 }

@@ -113,10 +113,12 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     if (!initModel.empty() && (given(a.projectionOption) || given(a.configOption) || given(a.familyOption)))
         throw UsageError("--init-model takes the flow's configuration from the model file: drop --family, "
                          "--projection and --config");
-    // A fresh flow on internal coordinates needs data (its Z-matrix and standardisation statistics).
+    // Only an E-ACF starts here from scratch: a flow on internal coordinates needs data (its Z-matrix
+    // and standardisation statistics), and a continuous flow is trained by flow matching first.
     if (initModel.empty() && a.family != AugmentedCouplingFlowModel::familyName())
-        throw UsageError("--family " + a.family + " is built from data: train it by maximum likelihood (--objective ml) "
-                         "first, then fine-tune it here with --init-model");
+        throw UsageError("--family " + a.family + " starts from data: train it by " +
+                         (a.family == "ecnf" ? "--objective flow-matching" : "maximum likelihood (--objective ml)") +
+                         " first, then fine-tune it here with --init-model");
     json config = {{"projection", a.projection}};
     mergeConfigOption(a.configOption, a.config, config);
     EnergyTrainingOptions o;
