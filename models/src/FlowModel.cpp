@@ -3,6 +3,7 @@
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/training/EnergyTraining.h"
 #include "openmmbg/evaluation/Evaluation.h"
+#include "openmmbg/training/FlowMatching.h"
 #include "openmmbg/ic/InternalCoordinates.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/io/TensorArchive.h"
@@ -177,6 +178,27 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
     if (!validationValues.empty())
         validation = fromVector(validationValues, {0, N, D}, "validation", torch::kFloat64);
     MaximumLikelihoodTrainer trainer(impl_->model, train, validation, options);
+    std::string reports = "[";
+    trainer.run([&](const TrainingReport& r) {
+        if (verbose)
+            std::cerr << formatTrainingReport(r) << std::endl;
+        reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
+    });
+    return reports + "]";
+}
+
+std::string FlowModel::trainFlowMatching(const std::vector<double>& trainValues,
+                                         const std::vector<double>& validationValues, const std::string& optionsJson,
+                                         bool verbose) {
+    requireCpu(*this, "train_flow_matching");
+    const Model& model = *impl_->model;
+    FlowMatchingOptions options = flowMatchingOptionsFromJson(optionsJson);
+    const int64_t N = model.numParticles(), D = model.dim();
+    torch::Tensor train = fromVector(trainValues, {0, N, D}, "train", torch::kFloat64);
+    torch::Tensor validation;
+    if (!validationValues.empty())
+        validation = fromVector(validationValues, {0, N, D}, "validation", torch::kFloat64);
+    FlowMatchingTrainer trainer(impl_->model, train, validation, options);
     std::string reports = "[";
     trainer.run([&](const TrainingReport& r) {
         if (verbose)

@@ -92,3 +92,23 @@ def test_evaluation_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["distances_flow"].shape == (300 * 6,)
     assert result["energy_data"].shape == (200,)
+
+
+def test_train_flow_matching_fits_an_ecnf_flow():
+    """Flow.train_flow_matching: an E-CNF on 3 particles in 2-D learns the Gaussian at scale 0.3 to
+    within 0.1 nats of its exact NLL (4 effective dimensions: 2 log(2 pi 0.09) + 2 = 0.86, against
+    the base's 3.86) in 40 short epochs, and an E-ACF model is refused."""
+    flow = openmmbg.Flow({"family": "ecnf", "num_particles": 3, "dim": 2, "num_layers": 2, "hidden_units": 16})
+    train, valid = gaussian_data(512, 1), gaussian_data(64, 2)
+    before = -flow.log_prob(valid).mean()
+    reports = flow.train_flow_matching(train, valid, verbose=False, epochs=40, batch_size=64, validate_every=20,
+                                       peak_learning_rate=5e-3, pairing="equivariant-ot", sigma=0.01)
+    assert [r["epoch"] for r in reports] == list(range(1, 41))
+    after = -flow.log_prob(valid).mean()
+    ideal = 2 * np.log(2 * np.pi * 0.09) + 2
+    assert ideal - 0.05 < after < ideal + 0.1, (before, after, ideal)
+    assert reports[-1]["best_validation_nll"] == pytest.approx(min(r["validation_nll"] for r in reports
+                                                                   if "validation_nll" in r))
+    eacf = openmmbg.Flow({"num_particles": 3, "dim": 2, "projection": "vector", **TINY})
+    with pytest.raises(Exception, match="ecnf"):
+        eacf.train_flow_matching(train, verbose=False, epochs=1)

@@ -69,6 +69,15 @@ public:
     std::string trainMaximumLikelihood(const std::vector<double>& train, const std::vector<double>& validation,
                                        const std::string& optionsJson, bool verbose);
     /**
+     * Train a continuous flow (family "ecnf") by flow matching on configurations train [n, N, D]
+     * (validation [m, N, D] may be empty: no model selection). Options as JSON (see
+     * flowMatchingOptionsFromJson in FlowMatching.h: those of maximum likelihood plus "pairing"
+     * and "sigma"). Returns the epoch reports as a JSON array; afterwards the model holds the
+     * parameters with the best validation NLL.
+     */
+    std::string trainFlowMatching(const std::vector<double>& train, const std::vector<double>& validation,
+                                  const std::string& optionsJson, bool verbose);
+    /**
      * Train against a built-in target ("dw4", "lj13", "lj55") from its energy alone, without data:
      * FAB (flow annealed importance sampling bootstrap) or reverse KL, chosen by the option
      * "objective" ("fab" by default). Options as JSON (see energyTrainingOptionsFromJson in

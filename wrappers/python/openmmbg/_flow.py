@@ -340,6 +340,23 @@ class Flow:
             x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
         return json.loads(reports)
 
+    def train_flow_matching(self, x, validation=None, verbose=True, **options):
+        """Train a continuous flow (family ``"ecnf"``) in place by flow matching on samples ``x``
+        ``[n, N, D]`` (docs/ecnf.md).
+
+        ``options`` are those of :meth:`train` (except ``validation_aug_samples``, ``min_log_q``
+        and ``random_rotations``, which do not apply) plus ``pairing`` (``"independent"``,
+        ``"ot"`` or ``"equivariant-ot"``, the default) and ``sigma`` (0.01, the path's noise).
+        ``validation`` selects the model by its exact NLL. Returns the per-epoch reports.
+        """
+        x = self._x(x)
+        val = self._x(validation) if validation is not None else np.empty(0)
+        if "checkpoint" in options:
+            options["checkpoint"] = _as_path(options["checkpoint"])
+        reports = self._model.trainFlowMatching(
+            x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
+        return json.loads(reports)
+
     def train_energy(self, target, objective="fab", verbose=True, **options):
         """Train in place against a built-in target (``"dw4"``, ``"lj13"``, ``"lj55"``) from its
         energy alone, without samples of it.
