@@ -474,6 +474,7 @@ def test_flow_matching_trains_an_ecnf_model_that_evaluates(tmp_path):
     assert e.returncode == 0, e.stderr
     out = json.loads(e.stdout)
     assert out["num_test"] == 20 and 0 < out["reverse_ess"] <= 1 and abs(out["nll"]) < 100
+    assert out["mean_path_length"] > 0 and out["function_evaluations"] >= 6 * out["ode_steps"]
     import openmmbg
 
     flow = openmmbg.Flow.load(model)

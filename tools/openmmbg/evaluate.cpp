@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include "openmmbg/training/EnergyTraining.h"
+#include "openmmbg/ecnf/EquivariantCnfModel.h"
 #include "openmmbg/evaluation/Evaluation.h"
 #include "openmmbg/training/Fab.h"
 #include "openmmbg/io/ModelFile.h"
@@ -115,6 +116,15 @@ int runEvaluate(const EvaluateArgs& args) {
         out.update({{"ais_samples", args.aisSamples}, {"ais_intermediate", aisOptions.numIntermediate},
                     {"ais_leapfrog_steps", aisOptions.numLeapfrog}, {"ais_initial_step_size", aisOptions.initialStepSize},
                     {"ais_final_step_sizes", sampler.stepSizes}});
+    }
+    if (auto* cnf = dynamic_cast<EquivariantCnfModel*>(model.get())) {
+        // A continuous flow's cost and path: one sampling integration of up to 1000 configurations.
+        torch::NoGradGuard noGrad;
+        torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 2);
+        cnf->sample(std::min<int64_t>(1000, std::max<int64_t>(args.numEssSamples, 1)), gen);
+        const IntegrationStatistics& s = cnf->lastIntegration();
+        out.update({{"mean_path_length", s.meanPathLength}, {"function_evaluations", s.functionEvaluations},
+                    {"ode_steps", s.acceptedSteps + s.rejectedSteps}});
     }
     out.update({{"model", modelPath}, {"system", systemName}, {"seed", seed}});
     std::cout << out.dump(2) << std::endl;
