@@ -105,3 +105,22 @@ def test_plugins_loaded_by_import_serve_every_cpu_platform(model, platform_name)
     sim.step(20)
     assert move.getNumProposed(sim.context) == 20
     assert move.getNumAccepted(sim.context) > 0
+
+
+@pytest.mark.parametrize("platform_name", ["Reference", "CPU"])
+def test_an_ecnf_model_proposes_in_md(tmp_path, platform_name):
+    """A continuous flow (family ecnf) in the Force: proposals are made and accepted through the
+    same model interface, and the Context stays finite."""
+    path = tmp_path / "ecnf.bgm"
+    openmmbg.Flow({"family": "ecnf", "num_particles": 3, "dim": 3, "num_layers": 1, "hidden_units": 8,
+                   "dtype": "float64"}).save(path)
+    move = openmmbg.BoltzmannGeneratorProposal(str(path))
+    move.setFrequency(2)
+    move.setNumProposals(2)
+    move.setRandomNumberSeed(4)
+    sim = three_argon_simulation(move, platform_name)
+    sim.step(20)
+    assert move.getNumProposed(sim.context) == 20
+    assert move.getNumAccepted(sim.context) > 0
+    positions = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    assert np.all(np.isfinite(positions))
