@@ -2,7 +2,7 @@
 
     scripts/python examples/aldp_md_with_proposals.py [--model PATH] [--minutes M] [--frequency STEPS]
 
-Loads a trained 22-atom flow (default: the shipped models/pretrained/aldp-ic.bgm), builds
+Loads a trained 22-atom flow (default: the shipped models/pretrained/aldp-ic-fab.bgm), builds
 the System of ../shared/data/aldp with the implicit solvent the model was trained with (its .json
 says which; OBC1 otherwise), adds a BoltzmannGeneratorProposal that every --frequency steps draws --proposals independent flow
 samples and accepts or rejects each in turn by Metropolis-Hastings against OpenMM's energy
@@ -31,7 +31,7 @@ import openmmbg
 from openmmbg import alanine_dipeptide as aldp
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-DEFAULT_MODEL = os.path.join(ROOT, "models", "pretrained", "aldp-ic.bgm")
+DEFAULT_MODEL = os.path.join(ROOT, "models", "pretrained", "aldp-ic-fab.bgm")
 
 
 def wilson_interval(k, n, z=1.96):

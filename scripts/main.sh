@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up, builds, then
 #  1. alanine dipeptide at 300 K: loads the shipped flow on internal coordinates
-#     (models/pretrained/aldp-ic.bgm, OBC2 implicit solvent), runs OPENMMBG_DEMO_MINUTES (default 3) minutes of
+#     (models/pretrained/aldp-ic-fab.bgm, OBC2 implicit solvent), runs OPENMMBG_DEMO_MINUTES (default 3) minutes of
 #     Langevin MD with a flow proposal every 50 steps, prints the acceptance rate and the backbone
 #     basin populations and P(phi > 0) next to the replica-exchange reference and to plain MD's over
 #     the same wall time, and writes the Ramachandran plot (runs/main/aldp-md-with-proposals.png);
@@ -27,7 +27,7 @@ cd "$ROOT"
 export OPENMMBG_PLUGIN_DIR="$BUILD/plugins"
 mkdir -p runs/main
 
-ALDP_MODEL="$ROOT/models/pretrained/aldp-ic.bgm"
+ALDP_MODEL="$ROOT/models/pretrained/aldp-ic-fab.bgm"
 [[ -f "$ALDP_MODEL" ]] || die "$ALDP_MODEL is missing from this checkout"
 log "alanine dipeptide: ${OPENMMBG_DEMO_MINUTES:-3} min of MD at 300 K with flow proposals ($ALDP_MODEL)"
 OMP_NUM_THREADS=1 "$ROOT/scripts/python" "$ROOT/examples/aldp_md_with_proposals.py" --model "$ALDP_MODEL" \
