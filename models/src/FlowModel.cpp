@@ -166,18 +166,22 @@ std::vector<double> FlowModel::logAugmentedTarget(const std::vector<double>& xv,
     return toHostDoubles(impl_->model->logAuxiliaryTarget(x, a));
 }
 
-std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainValues,
-                                              const std::vector<double>& validationValues,
-                                              const std::string& optionsJson, bool verbose) {
-    requireCpu(*this, "train");
-    const Model& model = *impl_->model;
-    MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
+namespace {
+
+// Training configurations [n, N, D] and validation configurations (undefined when none) from flat arrays.
+std::pair<torch::Tensor, torch::Tensor> trainingData(const Model& model, const std::vector<double>& trainValues,
+                                                     const std::vector<double>& validationValues) {
     const int64_t N = model.numParticles(), D = model.dim();
     torch::Tensor train = fromVector(trainValues, {0, N, D}, "train", torch::kFloat64);
     torch::Tensor validation;
     if (!validationValues.empty())
         validation = fromVector(validationValues, {0, N, D}, "validation", torch::kFloat64);
-    MaximumLikelihoodTrainer trainer(impl_->model, train, validation, options);
+    return {train, validation};
+}
+
+// Runs a trainer of the one training loop: progress lines to stderr when verbose; the reports as a JSON array.
+template <class Trainer>
+std::string runCollectingReports(Trainer& trainer, bool verbose) {
     std::string reports = "[";
     trainer.run([&](const TrainingReport& r) {
         if (verbose)
@@ -185,40 +189,35 @@ std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainVa
         reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
     });
     return reports + "]";
+}
+
+}  // namespace
+
+std::string FlowModel::trainMaximumLikelihood(const std::vector<double>& trainValues,
+                                              const std::vector<double>& validationValues,
+                                              const std::string& optionsJson, bool verbose) {
+    requireCpu(*this, "train");
+    MaximumLikelihoodOptions options = maximumLikelihoodOptionsFromJson(optionsJson);
+    auto [train, validation] = trainingData(*impl_->model, trainValues, validationValues);
+    MaximumLikelihoodTrainer trainer(impl_->model, train, validation, options);
+    return runCollectingReports(trainer, verbose);
 }
 
 std::string FlowModel::trainFlowMatching(const std::vector<double>& trainValues,
                                          const std::vector<double>& validationValues, const std::string& optionsJson,
                                          bool verbose) {
     requireCpu(*this, "train_flow_matching");
-    const Model& model = *impl_->model;
     FlowMatchingOptions options = flowMatchingOptionsFromJson(optionsJson);
-    const int64_t N = model.numParticles(), D = model.dim();
-    torch::Tensor train = fromVector(trainValues, {0, N, D}, "train", torch::kFloat64);
-    torch::Tensor validation;
-    if (!validationValues.empty())
-        validation = fromVector(validationValues, {0, N, D}, "validation", torch::kFloat64);
+    auto [train, validation] = trainingData(*impl_->model, trainValues, validationValues);
     FlowMatchingTrainer trainer(impl_->model, train, validation, options);
-    std::string reports = "[";
-    trainer.run([&](const TrainingReport& r) {
-        if (verbose)
-            std::cerr << formatTrainingReport(r) << std::endl;
-        reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
-    });
-    return reports + "]";
+    return runCollectingReports(trainer, verbose);
 }
 
 std::string FlowModel::trainEnergy(const std::string& targetName, const std::string& optionsJson, bool verbose) {
     requireCpu(*this, "train_energy");
     EnergyTrainingOptions options = energyTrainingOptionsFromJson(optionsJson);
     EnergyTrainer trainer(impl_->model, makeBuiltinTarget(targetName), options);
-    std::string reports = "[";
-    trainer.run([&](const TrainingReport& r) {
-        if (verbose)
-            std::cerr << formatTrainingReport(r) << std::endl;
-        reports += (reports.size() > 1 ? "," : "") + trainingReportToJson(r);
-    });
-    return reports + "]";
+    return runCollectingReports(trainer, verbose);
 }
 
 std::string FlowModel::evaluate(const std::string& targetName, const std::vector<double>& testValues,
