@@ -13,10 +13,11 @@ energy in kJ/mol *is* the reduced energy U(x) = -log p~(x):
 (pairFactor 1.0: each unordered pair counted twice, the convention of the LJ13 data). The example
 first checks that the OpenMM energy equals ``openmmbg.target_energies("lj13", x)``, then runs MD
 with a proposal attempt every ``--frequency`` steps, printing the proposal counters as it goes (an
-``openmmbg.ProposalReporter`` in ``simulation.reporters``), then the acceptance rate and energies.
+``openmmbg.ProposalReporter`` in ``simulation.reporters``), then the acceptance rate, the energies
+and the wall time per proposal attempt (the run's time less that of the same MD without the Force).
 
-The default model is models/pretrained/lj13-spherical.bgm; any 13-particle 3-D .bgm (lengths in
-nm) can be passed with --model. An untrained flow, e.g.
+The default model is models/pretrained/lj13-spherical.bgm; any 13-particle 3-D .bgm of a particle
+family (eacf or ecnf; lengths in nm) can be passed with --model. An untrained flow, e.g.
 
     scripts/python -c "import openmmbg; openmmbg.Flow({'num_particles': 13, 'dim': 3, \\
         'projection': 'spherical', 'num_layers': 2}).save('/tmp/lj13.bgm')"
@@ -27,6 +28,7 @@ machine, OMP_NUM_THREADS=1 is much faster.
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 import openmm as mm
@@ -156,7 +158,8 @@ def main():
     move.setTemperature(TEMPERATURE * unit.kelvin)
     move.setRandomNumberSeed(args.seed)
     system.addForce(move)
-    print(f"model {args.model}: {config['projection']} projection, {config['num_layers']} layers, "
+    kind = f"{config['projection']} projection" if "projection" in config else f"family {config.get('family')}"
+    print(f"model {args.model}: {kind}, {config['num_layers']} layers, "
           f"model temperature {config['temperature']} K; proposals at {TEMPERATURE:.2f} K (kT = 1 kJ/mol)")
 
     integrator = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1.0 / unit.picosecond, 0.005 * unit.picoseconds)
@@ -175,16 +178,37 @@ def main():
     simulation.reporters.append(openmmbg.ProposalReporter(sys.stdout, report_every, move))
     print()
     done = 0
+    start_time = time.perf_counter()
     while done < args.steps:
         n = min(chunk, args.steps - done)
         simulation.step(n)
         done += n
         u = simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         energies.append(u)
+    wall = time.perf_counter() - start_time
 
     proposed, accepted = move.getNumProposed(simulation.context), move.getNumAccepted(simulation.context)
     print(f"\nproposed {proposed}, accepted {accepted}: acceptance rate "
           f"{accepted / proposed if proposed else float('nan'):.3f}")
+    # The cost of an attempt: this run's wall time less that of the same MD without the Force (the
+    # same loop on a System without the move), per attempt.
+    plain_system, _ = lj13_system()
+    plain = app.Simulation(topology, plain_system, mm.LangevinMiddleIntegrator(
+        TEMPERATURE * unit.kelvin, 1.0 / unit.picosecond, 0.005 * unit.picoseconds), platform)
+    plain.context.setPositions(start * unit.nanometer)
+    plain.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, args.seed)
+    start_time = time.perf_counter()
+    done = 0
+    while done < args.steps:
+        n = min(chunk, args.steps - done)
+        plain.step(n)
+        done += n
+        plain.context.getState(getEnergy=True)
+    plain_wall = time.perf_counter() - start_time
+    attempts = proposed // max(1, args.proposals)
+    if attempts:
+        print(f"wall time {wall:.2f} s with proposals, {plain_wall:.2f} s for the same MD alone: "
+              f"{1e3 * (wall - plain_wall) / attempts:.2f} ms per attempt of {args.proposals} proposal(s)")
     energies = np.array(energies)
     print(f"mean U over the run {energies.mean():.3f} kT (last half {energies[len(energies) // 2:].mean():.3f} kT)")
     if os.path.isfile(DATA_FILE):

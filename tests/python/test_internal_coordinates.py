@@ -76,3 +76,37 @@ def test_ic_flow_samples_scores_trains_and_saves(tmp_path):
     flow.save(path)
     loaded = openmmbg.Flow.load(path)
     np.testing.assert_array_equal(loaded.log_prob(x, a), flow.log_prob(x, a))
+
+
+def test_ic_flow_proposes_in_every_replica_of_replica_exchange(tmp_path):
+    """Replica exchange with an ic model's proposals in each replica: every replica attempts them at
+    its own temperature, and the trajectories stay finite (rejected proposals leave them as they were)."""
+    mm = pytest.importorskip("openmm")
+    unit = pytest.importorskip("openmm.unit")
+    topology = ethane()
+    flow = openmmbg.Flow(openmmbg.internal_coordinates.config(topology, num_layers=2, hidden_units=16, dtype="float64"))
+    data = ethane_configurations(300)
+    flow.train(data, epochs=2, batch_size=64, verbose=False)
+    model = tmp_path / "ethane-ic.bgm"
+    flow.save(model)
+    system = mm.System()
+    bonds = mm.HarmonicBondForce()
+    for atom in topology.atoms():
+        system.addParticle(12.0 if atom.element is elem.carbon else 1.0)
+    for a, b in topology.bonds():
+        length = 0.153 if a.element is b.element else 0.109
+        bonds.addBond(a.index, b.index, length, 2.0e5)
+    system.addForce(bonds)
+    move = openmmbg.BoltzmannGeneratorProposal(str(model))
+    move.setFrequency(5)
+    move.setRandomNumberSeed(3)
+    system.addForce(move)
+    remd = openmmbg.ReplicaExchange(system, data[0], [300, 450] * unit.kelvin, tmp_path / "out",
+                                    timestep=0.5 * unit.femtosecond, steps_per_exchange=10,
+                                    platform="Reference", seed=1)
+    remd.run(6, progress=False)
+    assert [r["proposals"] for r in remd.statistics["replicas"]] == [12, 12]
+    assert remd.context(1).getParameter(openmmbg.BoltzmannGeneratorProposal.Temperature()) == 450
+    for k in range(2):
+        x = remd.context(k).getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        assert np.all(np.isfinite(x))

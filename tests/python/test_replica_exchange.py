@@ -49,9 +49,19 @@ def test_run_outputs_and_resume(tmp_path):
         openmmbg.ReplicaExchange(system, positions, [300, 300], tmp_path / "bad", platform="Reference")
 
 
-def test_proposal_acceptance_per_replica(tmp_path):
+# Replica exchange reaches the flow only through the Force, so every family that the Force takes
+# must work in every replica (the ic family needs a molecule: tests/python/test_internal_coordinates.py).
+FAMILY_CONFIGS = {
+    "eacf": {"projection": "vector", "num_layers": 1},
+    "ecnf": {"family": "ecnf", "num_layers": 1, "hidden_units": 8},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
+def test_proposal_acceptance_per_replica(tmp_path, family):
     model = tmp_path / "two.bgm"
-    openmmbg.Flow({"num_particles": 2, "dim": 3, "projection": "vector", "num_layers": 1, "dtype": "float64"}).save(model)
+    openmmbg.Flow({"num_particles": 2, "dim": 3, "dtype": "float64", **FAMILY_CONFIGS[family]}).save(model)
+    assert openmmbg.Flow.load(model).family == family
     system = well_system()
     move = openmmbg.BoltzmannGeneratorProposal(str(model))
     move.setFrequency(5)
