@@ -92,6 +92,29 @@ def icosahedral_cluster(seed=0):
     return x - x.mean(0)
 
 
+def lj13_simulation(system, topology, platform, start, seed):
+    """Langevin MD at kT = 1 kJ/mol (5 fs, friction 1/ps) from the configuration `start` (nm)."""
+    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1.0 / unit.picosecond, 0.005 * unit.picoseconds)
+    integrator.setRandomNumberSeed(seed)
+    simulation = app.Simulation(topology, system, integrator, platform)
+    simulation.context.setPositions(start * unit.nanometer)
+    simulation.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, seed)
+    return simulation
+
+
+def run_in_stretches(simulation, steps, chunk):
+    """`steps` MD steps in stretches of `chunk`; the potential energy (kT) after each and the wall time (s)."""
+    energies, done = [], 0
+    start_time = time.perf_counter()
+    while done < steps:
+        n = min(chunk, steps - done)
+        simulation.step(n)
+        done += n
+        energies.append(simulation.context.getState(getEnergy=True).getPotentialEnergy()
+                        .value_in_unit(unit.kilojoule_per_mole))
+    return energies, time.perf_counter() - start_time
+
+
 def openmm_energies(context, configurations):
     """Potential energies (kJ/mol = kT) of configurations [n, 13, 3] (nm)."""
     energies = []
@@ -162,49 +185,25 @@ def main():
     print(f"model {args.model}: {kind}, {config['num_layers']} layers, "
           f"model temperature {config['temperature']} K; proposals at {TEMPERATURE:.2f} K (kT = 1 kJ/mol)")
 
-    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1.0 / unit.picosecond, 0.005 * unit.picoseconds)
-    integrator.setRandomNumberSeed(args.seed)
-    simulation = app.Simulation(topology, system, integrator, platform)
-    simulation.context.setPositions(start * unit.nanometer)
-    simulation.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, args.seed)
+    simulation = lj13_simulation(system, topology, platform, start, args.seed)
 
     # 3. MD in stretches of `frequency` steps, with one proposal attempt in each (at the start of its
     #    last step, before the integrator moves). An openmmbg.ProposalReporter prints the proposal
     #    counters (step, proposed, accepted, acceptance rate, last log alpha) to stdout about ten
     #    times in the run; the loop records the energy after each stretch.
     chunk = max(1, args.frequency)
-    energies = []
     report_every = max(chunk, (args.steps // 10) // chunk * chunk)
     simulation.reporters.append(openmmbg.ProposalReporter(sys.stdout, report_every, move))
     print()
-    done = 0
-    start_time = time.perf_counter()
-    while done < args.steps:
-        n = min(chunk, args.steps - done)
-        simulation.step(n)
-        done += n
-        u = simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        energies.append(u)
-    wall = time.perf_counter() - start_time
+    energies, wall = run_in_stretches(simulation, args.steps, chunk)
 
     proposed, accepted = move.getNumProposed(simulation.context), move.getNumAccepted(simulation.context)
     print(f"\nproposed {proposed}, accepted {accepted}: acceptance rate "
           f"{accepted / proposed if proposed else float('nan'):.3f}")
     # The cost of an attempt: this run's wall time less that of the same MD without the Force (the
     # same loop on a System without the move), per attempt.
-    plain_system, _ = lj13_system()
-    plain = app.Simulation(topology, plain_system, mm.LangevinMiddleIntegrator(
-        TEMPERATURE * unit.kelvin, 1.0 / unit.picosecond, 0.005 * unit.picoseconds), platform)
-    plain.context.setPositions(start * unit.nanometer)
-    plain.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, args.seed)
-    start_time = time.perf_counter()
-    done = 0
-    while done < args.steps:
-        n = min(chunk, args.steps - done)
-        plain.step(n)
-        done += n
-        plain.context.getState(getEnergy=True)
-    plain_wall = time.perf_counter() - start_time
+    _, plain_wall = run_in_stretches(lj13_simulation(lj13_system()[0], topology, platform, start, args.seed),
+                                     args.steps, chunk)
     attempts = proposed // max(1, args.proposals)
     if attempts:
         print(f"wall time {wall:.2f} s with proposals, {plain_wall:.2f} s for the same MD alone: "
