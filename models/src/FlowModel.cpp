@@ -262,4 +262,21 @@ std::string zmatrixFromBonds(const std::string& moleculeJson) {
     }
 }
 
+void rethrowAsLibraryError() {
+    try {
+        throw;
+    } catch (const c10::OutOfMemoryError&) {  // a device allocator's
+        throw std::bad_alloc();
+    } catch (const c10::Error& e) {
+        const std::string message = e.what_without_backtrace();
+        // LibTorch's CPU allocator reports a failed allocation as a plain c10::Error (an enforce
+        // failure); its message is the only mark it has.
+        if (message.find("DefaultCPUAllocator: can't allocate memory") != std::string::npos ||
+            message.find("DefaultCPUAllocator: not enough memory") != std::string::npos)
+            throw std::bad_alloc();
+        // Any other LibTorch error: its first line, without the C++ backtrace.
+        throw std::runtime_error(message.substr(0, message.find('\n')));
+    }
+}
+
 }  // namespace OpenMMBG

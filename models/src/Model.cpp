@@ -1,5 +1,7 @@
 #include "openmmbg/Model.h"
 
+#include "openmmbg/Threads.h"
+
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/ecnf/EquivariantCnfModel.h"
 #include "openmmbg/ic/InternalCoordinateFlowModel.h"
@@ -27,7 +29,16 @@ std::string modelFamilyOf(const std::string& configJson) {
     return it->get<std::string>();
 }
 
+void requireOpenMMUnits(const Model& model, const std::string& context) {
+    const nlohmann::json config = nlohmann::json::parse(model.configJson());
+    const std::string lengthUnit = config.value("length_unit", "nm");
+    if (lengthUnit != "nm" || model.dim() != 3)
+        throw std::invalid_argument(context + ": an OpenMM System needs a 3-D model in nm (this one: " +
+                                    std::to_string(model.dim()) + "-D, " + lengthUnit + ")");
+}
+
 std::shared_ptr<Model> makeModel(const std::string& configJson) {
+    applyThreadPolicy();
     const std::string family = modelFamilyOf(configJson);
     if (family == AugmentedCouplingFlowModel::familyName())
         return std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(configJson)));

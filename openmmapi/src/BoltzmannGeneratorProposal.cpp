@@ -2,15 +2,33 @@
 
 #include "internal/BoltzmannGeneratorProposalImpl.h"
 #include "openmmbg/FlowModel.h"
+#include "openmmbg/Model.h"
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/Files.h"
 
 #include "openmm/OpenMMException.h"
 
 #include <cmath>
+#include <cstdint>
+#include <stdexcept>
 
 using namespace OpenMM;
 
 namespace OpenMMBG {
+
+namespace {
+
+// Runs a check of the shared validation (openmmbg/Validation.h), as an OpenMMException.
+template <class Check>
+auto checked(Check check) {
+    try {
+        return check();
+    } catch (const std::invalid_argument& e) {
+        throw OpenMMException(std::string("BoltzmannGeneratorProposal: ") + e.what());
+    }
+}
+
+}  // namespace
 
 BoltzmannGeneratorProposal::BoltzmannGeneratorProposal(const std::string& modelFile) {
     std::string bytes;
@@ -36,6 +54,8 @@ BoltzmannGeneratorProposal* BoltzmannGeneratorProposal::fromModelBytes(const std
 void BoltzmannGeneratorProposal::setModelBytes(const std::string& bytes) {
     try {
         FlowModel model = FlowModel::fromBytes(bytes);
+        // Positions reach the model in nm: a model in other units would run silently on wrong lengths.
+        requireOpenMMUnits(*model.model(), "the model");
         numModelParticles = model.getNumParticles();
     } catch (const std::exception& e) {
         throw OpenMMException(std::string("BoltzmannGeneratorProposal: cannot use the model: ") + e.what());
@@ -44,23 +64,15 @@ void BoltzmannGeneratorProposal::setModelBytes(const std::string& bytes) {
 }
 
 void BoltzmannGeneratorProposal::setFrequency(int steps) {
-    if (steps < 0)
-        throw OpenMMException("BoltzmannGeneratorProposal: the frequency must be >= 0 (got " + std::to_string(steps) + ")");
-    frequency = steps;
+    frequency = int(checked([&] { return requireInRange("the frequency (steps)", int64_t(steps), 0, INT32_MAX); }));
 }
 
 void BoltzmannGeneratorProposal::setTemperature(double kelvin) {
-    if (!(kelvin > 0) || !std::isfinite(kelvin))
-        throw OpenMMException("BoltzmannGeneratorProposal: the temperature must be positive (got " +
-                              std::to_string(kelvin) + " K)");
-    defaultTemperature = kelvin;
+    defaultTemperature = checked([&] { return requirePositive("the temperature (K)", kelvin); });
 }
 
 void BoltzmannGeneratorProposal::setNumProposals(int n) {
-    if (n < 1)
-        throw OpenMMException("BoltzmannGeneratorProposal: the number of proposals must be >= 1 (got " +
-                              std::to_string(n) + ")");
-    numProposals = n;
+    numProposals = int(checked([&] { return requireInRange("the number of proposals", int64_t(n), 1, INT32_MAX); }));
 }
 
 int BoltzmannGeneratorProposal::addChiralCenter(int a, int b, int c, int d) {

@@ -3,6 +3,7 @@
 #include "OpenMMBGUnits.h"
 
 #include "openmmbg/Model.h"
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/io/TensorArchive.h"
 
@@ -27,6 +28,16 @@ namespace {
 
 [[noreturn]] void fail(const std::string& message) { throw OpenMMException("BoltzmannGeneratorProposal: " + message); }
 
+// The temperature of an attempt, through the shared validation: positive and finite (an infinite kT
+// would accept any proposal and destroy the state).
+double checkedTemperature(const std::string& what, double kelvin) {
+    try {
+        return requirePositive(what, kelvin);
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
+    }
+}
+
 }  // namespace
 
 BoltzmannGeneratorProposalImpl::BoltzmannGeneratorProposalImpl(const BoltzmannGeneratorProposal& owner)
@@ -41,8 +52,7 @@ void BoltzmannGeneratorProposalImpl::initialize(ContextImpl& context) {
         fail("the frequency must be >= 0 (got " + std::to_string(owner.getFrequency()) + ")");
     if (owner.getNumProposals() < 1)
         fail("the number of proposals must be >= 1 (got " + std::to_string(owner.getNumProposals()) + ")");
-    if (!(owner.getTemperature() > 0))
-        fail("the temperature must be positive (got " + std::to_string(owner.getTemperature()) + " K)");
+    checkedTemperature("the temperature (K)", owner.getTemperature());
     if (system.usesPeriodicBoundaryConditions())
         fail("periodic systems are not supported yet");
     std::vector<int> particles = owner.getParticles();
@@ -95,12 +105,14 @@ void BoltzmannGeneratorProposalImpl::initialize(ContextImpl& context) {
     } catch (const std::exception& e) {
         fail(std::string("cannot load the model: ") + e.what());
     }
-    if (model->dim() != 3)
-        fail("the model is " + std::to_string(model->dim()) + "-D; molecular systems need a 3-D model");
     this->particles = particles;
     masses.clear();
-    for (int p : particles)
+    for (int p : particles) {
+        // A massless particle is fixed in place by OpenMM's integrators; a proposal must not move it.
+        if (!(system.getParticleMass(p) > 0))
+            fail("modelled particle " + std::to_string(p) + " has zero mass (fixed particles cannot be modelled)");
         masses.push_back(system.getParticleMass(p));
+    }
     chiralCentreRows.clear();
     for (const auto& centre : owner.getChiralCenters())
         for (int p : centre)
@@ -118,10 +130,9 @@ void BoltzmannGeneratorProposalImpl::updateContextState(ContextImpl& context, bo
     if (frequency == 0 || ++step < frequency)
         return;
     step = 0;
-    const double temperature = context.getParameter(BoltzmannGeneratorProposal::Temperature());
-    if (!(temperature > 0))
-        fail("the temperature must be positive (Context parameter " + BoltzmannGeneratorProposal::Temperature() +
-             " = " + std::to_string(temperature) + ")");
+    const double temperature = checkedTemperature(
+        "the temperature (Context parameter " + BoltzmannGeneratorProposal::Temperature() + ", K)",
+        context.getParameter(BoltzmannGeneratorProposal::Temperature()));
     forcesInvalid = true;
     attempt(context, temperature);
 }
@@ -167,6 +178,11 @@ void BoltzmannGeneratorProposalImpl::attempt(ContextImpl& context, double temper
             const torch::Tensor aux = model->sampleAuxiliary(x, auxiliaryNoise);
             ExtendedState state{context.calcForcesAndEnergy(false, true, groups),
                                 model->logAuxiliaryTarget(x, aux).item<double>(), model->logProb(x, aux).item<double>()};
+            // A non-finite current state has no meaningful acceptance ratio: refuse it rather than
+            // move away from (or hide) a broken simulation.
+            if (!std::isfinite(state.energy) || !torch::isfinite(original).all().item<bool>())
+                fail("the current state is not finite (energy " + std::to_string(state.energy) +
+                     " kJ/mol): the simulation has blown up or was started from bad positions");
             torch::Generator proposalNoise = at::make_generator<at::CPUGeneratorImpl>((long long) (random() >> 1));
             const ModelSample s = model->sample(P, proposalNoise);
             const std::vector<double> logQs = toHostDoubles(s.logQ),
@@ -199,7 +215,7 @@ void BoltzmannGeneratorProposalImpl::attempt(ContextImpl& context, double temper
                         std::normal_distribution<double> normal(0.0, 1.0);
                         std::vector<double> v;
                         for (int i = 0; i < n; i++) {
-                            const double sigma = masses[i] > 0 ? std::sqrt(kT / masses[i]) : 0.0;
+                            const double sigma = std::sqrt(kT / masses[i]);  // masses > 0 (initialize)
                             for (int d = 0; d < 3; d++)
                                 v.push_back(sigma * normal(random));
                         }

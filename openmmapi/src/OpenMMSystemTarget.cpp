@@ -2,6 +2,7 @@
 
 #include "internal/OpenMMPlugins.h"
 #include "internal/OpenMMSystemTargetImpl.h"
+#include "openmmbg/Validation.h"
 #include "openmm/Context.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
@@ -126,10 +127,10 @@ OpenMMSystemTarget::OpenMMSystemTarget(const OpenMM::System& system, double temp
                                        const std::vector<OpenMM::Vec3>& referencePositions, const std::string& platform,
                                        int numThreads, const std::map<std::string, std::string>& platformProperties)
     : pool(std::make_unique<ContextPool>()) {
-    if (!(temperature > 0) || !std::isfinite(temperature)) {
-        std::ostringstream s;
-        s << "the temperature must be positive and finite, got " << temperature << " K";
-        fail(s.str());
+    try {
+        requirePositive("the temperature (K)", temperature);
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
     }
     if (numThreads < 0)
         fail("the number of threads must be 0 (one per core) or positive, got " + std::to_string(numThreads));

@@ -3,6 +3,7 @@
 #include "BoltzmannGeneratorProposal.h"
 #include "OpenMMBGUnits.h"
 #include "openmmbg/io/DcdWriter.h"
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/Files.h"
 
 #include "openmm/LangevinMiddleIntegrator.h"
@@ -45,7 +46,9 @@ int64_t readInt64(std::istream& in) {
 }
 std::string readString(std::istream& in) {
     const int64_t n = readInt64(in);
-    if (n < 0 || n > (int64_t(1) << 34))
+    // The checkpoint is read whole (an istringstream): a section longer than what remains is corrupt,
+    // and is refused before anything is allocated for it.
+    if (n < 0 || n > int64_t(in.rdbuf()->in_avail()))
         fail("the checkpoint is corrupt (a section of " + std::to_string(n) + " bytes)");
     std::string s(size_t(n), '\0');
     in.read(s.data(), std::streamsize(n));
@@ -76,6 +79,20 @@ struct ReplicaExchange::Outputs {
     std::string trajectoryPath(int i) const { return directory + "/trajectory_" + std::to_string(i) + ".dcd"; }
 };
 
+namespace {
+
+// Runs checks of the shared validation (openmmbg/Validation.h), failing as fail() does.
+template <class Check>
+void check(Check checks) {
+    try {
+        checks();
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
+    }
+}
+
+}  // namespace
+
 ReplicaExchange::ReplicaExchange(const System& sourceSystem, const std::vector<Vec3>& positions,
                                  const ReplicaExchangeOptions& settings)
     : options(settings), outputs(std::make_unique<Outputs>()) {
@@ -83,16 +100,15 @@ ReplicaExchange::ReplicaExchange(const System& sourceSystem, const std::vector<V
     if (T.empty())
         fail("no temperatures given");
     for (size_t i = 0; i < T.size(); i++) {
-        if (!(T[i] > 0) || !std::isfinite(T[i]))
-            fail("temperature " + std::to_string(i) + " is " + std::to_string(T[i]) + " K; temperatures must be positive");
+        check([&] { requirePositive("temperature " + std::to_string(i) + " (K)", T[i]); });
         if (i > 0 && !(T[i] > T[i - 1]))
             fail("temperatures must be strictly increasing (" + std::to_string(T[i - 1]) + " K then " +
                  std::to_string(T[i]) + " K)");
     }
-    if (!(options.timestep > 0))
-        fail("the time step must be positive (got " + std::to_string(options.timestep) + " ps)");
-    if (!(options.friction >= 0))
-        fail("the friction must be >= 0 (got " + std::to_string(options.friction) + " /ps)");
+    check([&] {
+        requirePositive("the time step (ps)", options.timestep);
+        requireNonNegative("the friction (1/ps)", options.friction);
+    });
     if (options.stepsPerExchange < 1)
         fail("steps per exchange must be >= 1 (got " + std::to_string(options.stepsPerExchange) + ")");
     if (options.exchangesPerFrame < 1)
@@ -104,6 +120,10 @@ ReplicaExchange::ReplicaExchange(const System& sourceSystem, const std::vector<V
     if (int(positions.size()) != sourceSystem.getNumParticles())
         fail("got " + std::to_string(positions.size()) + " positions for a System of " +
              std::to_string(sourceSystem.getNumParticles()) + " particles");
+    for (size_t i = 0; i < positions.size(); i++)
+        for (int d = 0; d < 3; d++)
+            if (!std::isfinite(positions[i][d]))
+                fail("the starting position of particle " + std::to_string(i) + " is not finite");
     std::error_code error;
     std::filesystem::create_directories(options.outputDirectory, error);
     if (error || !std::filesystem::is_directory(options.outputDirectory))
@@ -142,8 +162,13 @@ ReplicaExchange::ReplicaExchange(const System& sourceSystem, const std::vector<V
             contexts[i]->setPositions(positions);
             contexts[i]->setVelocitiesToTemperature(T[i], int((seed + 104729 * uint64_t(i + 1)) % 2147483647));
         }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         energies[i] = contexts[i]->getState(State::Energy).getPotentialEnergy();
+        // A non-finite energy would make every exchange and proposal decision meaningless.
+        if (!std::isfinite(energies[i]))
+            fail("the starting state of replica " + std::to_string(i) + " has a non-finite energy (" +
+                 std::to_string(energies[i]) + " kJ/mol): minimise or fix the positions first");
+    }
     openOutputs(resuming);
 }
 
@@ -162,9 +187,9 @@ std::string ReplicaExchange::runSignature() const {
 
 bool ReplicaExchange::readCheckpoint() {
     const std::string path = outputs->checkpointPath();
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    if (!std::filesystem::exists(path))
         return false;
+    std::istringstream in(readFileBytes(path));
     char magic[sizeof(CHECKPOINT_MAGIC)] = {};
     in.read(magic, sizeof(CHECKPOINT_MAGIC));
     if (!in || std::string(magic, sizeof(CHECKPOINT_MAGIC)) != std::string(CHECKPOINT_MAGIC, sizeof(CHECKPOINT_MAGIC)))
@@ -198,6 +223,9 @@ void ReplicaExchange::writeCheckpoint() {
     for (auto& trajectory : outputs->trajectories)
         trajectory->flush();
     outputs->energies.flush();
+    // The checkpoint promises these frames: a failed write (a full disk) must stop the run here.
+    if (!outputs->energies)
+        fail("cannot write '" + outputs->energiesPath() + "' (disk full?)");
     std::ostringstream out;
     out.write(CHECKPOINT_MAGIC, sizeof(CHECKPOINT_MAGIC));
     writeInt64(out, CHECKPOINT_VERSION);
@@ -315,6 +343,8 @@ void ReplicaExchange::writeFrame() {
     for (double e : energies)
         outputs->energies << "," << e;
     outputs->energies << "\n";
+    if (!outputs->energies)
+        fail("cannot write '" + outputs->energiesPath() + "' (disk full?)");
     numFrames++;
 }
 

@@ -1,12 +1,15 @@
 #include "BoltzmannGeneratorProposalProxy.h"
 
 #include "BoltzmannGeneratorProposal.h"
+#include "openmmbg/Validation.h"
 
 #include "openmm/OpenMMException.h"
 #include "openmm/serialization/SerializationNode.h"
 #include "openmm/serialization/SerializationProxy.h"
 
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
 
 using namespace OpenMM;
 
@@ -59,6 +62,35 @@ std::string base64Decode(const std::string& in) {
     return out;
 }
 
+// Numbers are read strictly through the shared validation (OpenMM's own getters read a malformed
+// number such as "12abc" or "x" as a prefix or 0): the whole text must be the number.
+int intProperty(const SerializationNode& node, const std::string& name, int min, int max) {
+    try {
+        return int(parseInteger("BoltzmannGeneratorProposal XML: '" + name + "'", node.getStringProperty(name), min, max));
+    } catch (const std::invalid_argument& e) {
+        throw OpenMMException(e.what());
+    }
+}
+
+double doubleProperty(const SerializationNode& node, const std::string& name) {
+    try {
+        return parseNumber("BoltzmannGeneratorProposal XML: '" + name + "'", node.getStringProperty(name));
+    } catch (const std::invalid_argument& e) {
+        throw OpenMMException(e.what());
+    }
+}
+
+bool boolProperty(const SerializationNode& node, const std::string& name) {
+    const std::string v = node.getStringProperty(name);
+    if (v == "1" || v == "true")
+        return true;
+    if (v == "0" || v == "false")
+        return false;
+    throw OpenMMException("BoltzmannGeneratorProposal XML: '" + name + "' must be true or false (got '" + v + "')");
+}
+
+const int kIntMin = std::numeric_limits<int>::min(), kIntMax = std::numeric_limits<int>::max();
+
 }  // namespace
 
 BoltzmannGeneratorProposalProxy::BoltzmannGeneratorProposalProxy() : SerializationProxy("BoltzmannGeneratorProposal") {}
@@ -83,24 +115,25 @@ void BoltzmannGeneratorProposalProxy::serialize(const void* object, Serializatio
 }
 
 void* BoltzmannGeneratorProposalProxy::deserialize(const SerializationNode& node) const {
-    const int version = node.getIntProperty("version");
+    const int version = intProperty(node, "version", kIntMin, kIntMax);
     if (version < 1 || version > 1)
         throw OpenMMException("BoltzmannGeneratorProposal: unsupported serialization version " + std::to_string(version));
     BoltzmannGeneratorProposal* force = BoltzmannGeneratorProposal::fromModelBytes(base64Decode(node.getStringProperty("model")));
     try {
-        force->setForceGroup(node.getIntProperty("forceGroup", 0));
+        force->setForceGroup(node.hasProperty("forceGroup") ? intProperty(node, "forceGroup", 0, 31) : 0);
         force->setName(node.getStringProperty("name", force->getName()));
-        force->setFrequency(node.getIntProperty("frequency"));
-        force->setTemperature(node.getDoubleProperty("temperature"));
-        force->setNumProposals(node.getIntProperty("numProposals"));
-        force->setRandomNumberSeed(node.getIntProperty("randomSeed"));
-        force->setRedrawVelocities(node.getBoolProperty("redrawVelocities"));
+        force->setFrequency(intProperty(node, "frequency", 0, kIntMax));
+        force->setTemperature(doubleProperty(node, "temperature"));
+        force->setNumProposals(intProperty(node, "numProposals", 1, kIntMax));
+        force->setRandomNumberSeed(intProperty(node, "randomSeed", kIntMin, kIntMax));
+        force->setRedrawVelocities(boolProperty(node, "redrawVelocities"));
         std::vector<int> particles;
         for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
-            particles.push_back(p.getIntProperty("index"));
+            particles.push_back(intProperty(p, "index", 0, kIntMax));
         force->setParticles(particles);
         for (const SerializationNode& c : node.getChildNode("ChiralCenters").getChildren())
-            force->addChiralCenter(c.getIntProperty("a"), c.getIntProperty("b"), c.getIntProperty("c"), c.getIntProperty("d"));
+            force->addChiralCenter(intProperty(c, "a", 0, kIntMax), intProperty(c, "b", 0, kIntMax),
+                                   intProperty(c, "c", 0, kIntMax), intProperty(c, "d", 0, kIntMax));
     } catch (...) {
         delete force;
         throw;

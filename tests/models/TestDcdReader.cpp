@@ -157,7 +157,7 @@ TEST(DcdReader, MissingFramesAreAnErrorUnlessAllowed) {
 }
 
 TEST(DcdReader, BadFilesAreClearErrors) {
-    expectError([] { readDcd("/nonexistent/file.dcd"); }, "cannot open file");
+    expectError([] { readDcd("/nonexistent/file.dcd"); }, "cannot open '/nonexistent/file.dcd' for reading");
     expectError([] { readDcd(writeFile("tiny.dcd", "ab")); }, "not a DCD file");
     expectError([] { readDcd(writeFile("text.dcd", std::string(300, 'x'))); }, "not a DCD file (bad magic");
     // A header cut inside the title record.

@@ -357,9 +357,9 @@ TEST(InternalCoordinateFlowConfig, ErrorsNameTheKey) {
     const std::vector<std::pair<nlohmann::json, std::string>> cases = {
         {with("colour", 1), "unknown key 'colour'"},
         {missing, "'zmatrix'"},
-        {with("num_layers", "12"), "'num_layers' must be an integer"},
-        {with("tail_bound", "wide"), "'tail_bound' must be a number"},
-        {with("dtype", 64), "'dtype' must be a string"},
+        {with("num_layers", "12"), "'num_layers' has the wrong type: must be an integer"},
+        {with("tail_bound", "wide"), "'tail_bound' has the wrong type: must be a number"},
+        {with("dtype", 64), "'dtype' has the wrong type: must be a string"},
         {with("num_particles", 2), "num_particles"},
         {with("dim", 2), "dim must be 3"},
         {with("num_layers", 0), "num_layers"},

@@ -3,6 +3,7 @@
 #include "FlowTestUtils.h"
 #include "openmmbg/FlowModel.h"
 #include "openmmbg/io/ModelFile.h"
+#include "openmmbg/io/TensorArchive.h"
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +29,11 @@ Parts split(const std::string& bytes) {
     return {json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
 }
 
-std::string join(const Parts& p) {
+// The bytes of a file with this header and data; the header checksum is recomputed (so that edits
+// reach the checks behind it) unless `rechecksum` is false.
+std::string join(Parts p, bool rechecksum = true) {
+    if (rechecksum && p.header.contains("__metadata__") && p.header["__metadata__"].is_object())
+        p.header["__metadata__"]["header_checksum"] = headerChecksum(p.header.dump());
     std::string text = p.header.dump();
     std::string out(8, '\0');
     uint64_t n = text.size();
@@ -82,7 +87,7 @@ TEST_F(ModelFileTest, RoundTripGivesIdenticalOutputs) {
 TEST_F(ModelFileTest, HeaderIsSafetensorsLayout) {
     Parts p = split(bytes);
     EXPECT_EQ(p.header["__metadata__"]["format"], "openmmbg-flow");
-    EXPECT_EQ(p.header["__metadata__"]["format_version"], "1");
+    EXPECT_EQ(p.header["__metadata__"]["format_version"], "2");
     EXPECT_EQ(json::parse(p.header["__metadata__"]["config"].get<std::string>())["num_particles"], 5);
     uint64_t n;
     std::memcpy(&n, bytes.data(), 8);
@@ -177,6 +182,48 @@ TEST_F(ModelFileTest, TensorsThatDoNotMatchTheConfiguration) {
     config["projection"] = "helical";
     p.header["__metadata__"]["config"] = config.dump();
     expectError(join(p), "bad configuration");
+}
+
+TEST_F(ModelFileTest, HeaderEditsFailTheHeaderChecksum) {
+    // A configuration value edited in the header (same tensors, different densities) is refused.
+    Parts p = split(bytes);
+    json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+    config["aug_scale"] = 0.9;
+    p.header["__metadata__"]["config"] = config.dump();
+    expectError(join(p, false), "header checksum mismatch");
+    p = split(bytes);
+    p.header["__metadata__"]["note"] = "edited";
+    expectError(join(p, false), "header checksum mismatch");
+    // A version 2 file without the header checksum is refused; a version 1 file without it loads.
+    p = split(bytes);
+    p.header["__metadata__"].erase("header_checksum");
+    expectError(join(p, false), "must carry a header checksum");
+    p.header["__metadata__"]["format_version"] = "1";
+    EXPECT_NO_THROW(deserializeFlow(join(p, false), "v1.bgm"));
+}
+
+TEST_F(ModelFileTest, HugeOrNegativeSizesAreRefusedBeforeAllocation) {
+    const std::string name = flow->named_parameters().begin()->key();
+    for (const json& shape : {json::parse("[1180591620717411303424]"), json::parse("[-1]"), json::parse("[4294967297, 4294967297]"),
+                              json::parse("[1.5]"), json::parse("[1,1,1,1,1,1,1,1,1]"), json::parse("\"x\"")}) {
+        Parts p = split(bytes);
+        p.header[name]["shape"] = shape;
+        try {
+            deserializeFlow(join(p), "test.bgm");
+            ADD_FAILURE() << "shape " << shape.dump() << " loaded";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("corrupt header"), std::string::npos) << e.what();
+        }
+    }
+    // Integers of the configuration beyond their range are refused, never wrapped to 32 bits.
+    for (const char* edit : {R"({"num_particles": 4294967300})", R"({"num_layers": 4294967297})",
+                             R"({"num_layers": 100000})", R"({"egnn_hidden_features": 1000000})"}) {
+        Parts p = split(bytes);
+        json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
+        config.update(json::parse(edit));
+        p.header["__metadata__"]["config"] = config.dump();
+        expectError(join(p), "bad configuration");
+    }
 }
 
 TEST_F(ModelFileTest, InconsistentOffsets) {

@@ -98,7 +98,8 @@ TEST(MaximumLikelihoodTrainer, NonFiniteSamplesAreMaskedOut) {
     AugmentedCouplingFlow flow(c);
     auto gen = generator(3);
     torch::Tensor data = torch::randn({8, 3, 2}, gen, torch::kFloat64);
-    data[3][0][0] = NAN;
+    // Finite data whose log q is below minLogQ (non-finite data are refused before training).
+    data[3][0][0] = 1e4;
     MaximumLikelihoodOptions o;
     o.epochs = 1;
     o.batchSize = 8;
@@ -110,6 +111,22 @@ TEST(MaximumLikelihoodTrainer, NonFiniteSamplesAreMaskedOut) {
     for (auto& p : flow->parameters())
         EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
     EXPECT_FALSE(torch::equal(before, flow->parameters()[0].detach())) << "the step was not applied";
+}
+
+TEST(MaximumLikelihoodTrainer, NonFiniteDataAreRefusedBeforeTraining) {
+    FlowConfig c = smallConfig(2, "vector", 1, 3);
+    AugmentedCouplingFlow flow(c);
+    torch::Tensor data = torch::zeros({8, 3, 2}, torch::kFloat64);
+    data[5][1][1] = INFINITY;
+    MaximumLikelihoodOptions o;
+    try {
+        MaximumLikelihoodTrainer(asModel(flow), data, torch::Tensor(), o);
+        ADD_FAILURE() << "non-finite training data accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("1 of 8 configurations hold non-finite coordinates"), std::string::npos);
+    }
+    EXPECT_THROW(MaximumLikelihoodTrainer(asModel(flow), torch::zeros({8, 3, 2}, torch::kFloat64), data, o),
+                 std::invalid_argument);
 }
 
 TEST(RandomRotations, ProperOrthogonalAndUnbiased) {
@@ -312,7 +329,8 @@ TEST(MaximumLikelihoodTrainer, ResumeIsExactWhenStoppedBetweenValidations) {
 TEST(MaximumLikelihoodTrainer, BatchWithEverySampleMaskedIsSkipped) {
     FlowConfig c = smallConfig(2, "vector", 1, 3);
     AugmentedCouplingFlow flow(c);
-    torch::Tensor data = torch::full({8, 3, 2}, NAN, torch::kFloat64);
+    torch::Tensor data = torch::full({8, 3, 2}, 1e4, torch::kFloat64);  // every log q below minLogQ
+    data.select(1, 0).fill_(-1e4);  // not all at one point: a spread configuration
     MaximumLikelihoodOptions o;
     o.epochs = 2;
     o.batchSize = 8;

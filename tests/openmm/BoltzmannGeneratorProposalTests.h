@@ -16,6 +16,7 @@
 #include "openmm/CustomExternalForce.h"
 #include "openmm/HarmonicAngleForce.h"
 #include "openmm/HarmonicBondForce.h"
+#include "openmm/CustomIntegrator.h"
 #include "openmm/LangevinMiddleIntegrator.h"
 #include "openmm/NonbondedForce.h"
 #include "openmm/OpenMMException.h"
@@ -127,13 +128,21 @@ std::string modelFile(const std::string& name, const std::string& extra) {
     return path;
 }
 
-// Four massless particles (MD leaves them where they are) in a harmonic well k/2 sum |x_i|^2.
+// Proposals alone: an integrator whose one step lets the Forces update the Context (the Monte Carlo
+// move), so nothing but the proposals moves the particles. (The particles have mass: the Force
+// refuses to move massless particles, which OpenMM keeps fixed.)
+class ProposalsOnlyIntegrator : public CustomIntegrator {
+public:
+    ProposalsOnlyIntegrator() : CustomIntegrator(0.001) { addUpdateContextState(); }
+};
+
+// Four particles (moved by proposals alone, ProposalsOnlyIntegrator) in a harmonic well k/2 sum |x_i|^2.
 System* wellSystem(double k) {
     System* system = new System();
     CustomExternalForce* well = new CustomExternalForce("0.5*k*(x^2+y^2+z^2)");
     well->addGlobalParameter("k", k);
     for (int i = 0; i < 4; i++) {
-        system->addParticle(0.0);
+        system->addParticle(1.0);
         well->addParticle(i);
     }
     system->addForce(well);
@@ -190,7 +199,7 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     move->setTemperature(T);
     move->setRandomNumberSeed(1234);
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     Context context(*system, integrator, testPlatform(), testProperties());
     context.setPositions(startPositions());
     auto statistics = sampleSpreadStatistics(integrator, context, 20, steps / 20, 1);
@@ -199,8 +208,8 @@ std::pair<double, double> sampleSpread(int droppedTerm, int steps) {
     return statistics;
 }
 
-// A molecule-like test System for the internal-coordinate family: a chain 0-1-2-3-4 of massless
-// particles (MD leaves them where they are) with harmonic bonds, harmonic angles and a periodic
+// A molecule-like test System for the internal-coordinate family: a chain 0-1-2-3-4 of particles
+// (moved by proposals alone, ProposalsOnlyIntegrator) with harmonic bonds, harmonic angles and a periodic
 // torsion on each dihedral. Along the chain every term depends on one internal coordinate and the
 // volume element factorises (J = prod r^2 prod sin theta), so every coordinate's marginal is exact:
 // p(r) ~ r^2 exp(-kb (r - r0)^2 / 2kT), p(theta) ~ sin theta exp(-ka (theta - theta0)^2 / 2kT),
@@ -219,7 +228,7 @@ struct ChainMolecule {
         auto* angles = new HarmonicAngleForce();
         auto* torsions = new PeriodicTorsionForce();
         for (int i = 0; i < numAtoms; i++)
-            s->addParticle(0.0);
+            s->addParticle(1.0);
         for (int i = 0; i + 1 < numAtoms; i++)
             bonds->addBond(i, i + 1, r0, kb);
         for (int i = 0; i + 2 < numAtoms; i++)
@@ -310,7 +319,7 @@ void expectChainMarginals(Platform& platform, const std::map<std::string, std::s
     move->setNumProposals(2);
     move->setRandomNumberSeed(99);
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     Context context(*system, integrator, platform, properties);
     context.setPositions(molecule.startPositions());
     std::vector<double> bondMeans, angleMeans, cosMeans;
@@ -362,17 +371,17 @@ TEST(BoltzmannGeneratorProposal, DroppingAnyTermOfLogAlphaIsDetected) {
 
 namespace {
 
-// n massless particles and no forces: U = 0.
+// n particles and no forces: U = 0 (moved by proposals alone, ProposalsOnlyIntegrator).
 System* freeSystem(int n = 4) {
     System* system = new System();
     for (int i = 0; i < n; i++)
-        system->addParticle(0.0);
+        system->addParticle(1.0);
     return system;
 }
 
 void expectError(System* system, BoltzmannGeneratorProposal* move, const std::string& fragment) {
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     try {
         Context context(*system, integrator, testPlatform(), testProperties());
         ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
@@ -393,7 +402,7 @@ TEST(BoltzmannGeneratorProposal, AcceptanceRatioOfAHandBuiltCase) {
     move->setFrequency(1);
     move->setRandomNumberSeed(5);
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     Context context(*system, integrator, testPlatform(), testProperties());
     context.setPositions(startPositions());
     int checked = 0;
@@ -580,7 +589,7 @@ TEST(BoltzmannGeneratorProposal, FrequencyAndStepCounting) {
         move->setFrequency(frequency);
         move->setNumProposals(2);
         system->addForce(move);
-        VerletIntegrator integrator(0.001);
+        ProposalsOnlyIntegrator integrator;
         Context context(*system, integrator, testPlatform(), testProperties());
         context.setPositions(startPositions());
         integrator.step(10);
@@ -594,18 +603,39 @@ TEST(BoltzmannGeneratorProposal, FrequencyAndStepCounting) {
     EXPECT_THROW(move.setTemperature(-5), OpenMMException);
 }
 
+TEST(BoltzmannGeneratorProposal, MasslessModelledParticlesAreRefused) {
+    System* system = freeSystem();
+    system->setParticleMass(2, 0.0);
+    expectError(system, new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)")),
+                "modelled particle 2 has zero mass");
+}
+
 TEST(BoltzmannGeneratorProposal, TemperatureIsAContextParameter) {
     System* system = freeSystem();
     auto* move = new BoltzmannGeneratorProposal(modelFile("identity", R"(, "identity_init": true)"));
     move->setTemperature(250);
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     Context context(*system, integrator, testPlatform(), testProperties());
     EXPECT_EQ(context.getParameter(BoltzmannGeneratorProposal::Temperature()), 250);
     context.setParameter(BoltzmannGeneratorProposal::Temperature(), -1);
     context.setPositions(startPositions());
     move->setFrequency(1);
     EXPECT_THROW(integrator.step(10), OpenMMException) << "frequency changes need reinitialize; temperature check";
+    // +inf would accept every proposal: refused, and the positions are kept.
+    context.reinitialize(true);
+    context.setParameter(BoltzmannGeneratorProposal::Temperature(), INFINITY);
+    const std::vector<Vec3> before = context.getState(State::Positions).getPositions();
+    try {
+        integrator.step(1);
+        ADD_FAILURE() << "an infinite temperature was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("must be positive and finite (got inf)"), std::string::npos) << e.what();
+    }
+    const std::vector<Vec3> kept = context.getState(State::Positions).getPositions();
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < 3; d++)
+            EXPECT_EQ(kept[i][d], before[i][d]);
     delete system;
 }
 
@@ -617,7 +647,7 @@ TEST(BoltzmannGeneratorProposal, ChiralityGuardKeepsTheSign) {
     move->setRandomNumberSeed(11);
     move->addChiralCenter(0, 1, 2, 3);
     system->addForce(move);
-    VerletIntegrator integrator(0.001);
+    ProposalsOnlyIntegrator integrator;
     Context context(*system, integrator, testPlatform(), testProperties());
     context.setPositions(startPositions());
     auto volume = [&]() {
@@ -658,6 +688,7 @@ TEST(BoltzmannGeneratorProposal, SetupErrors) {
     }
     {
         System* system = freeSystem(5);
+        system->setParticleMass(4, 0.0);  // OpenMM requires virtual sites to be massless
         system->setVirtualSite(4, new TwoParticleAverageSite(0, 1, 0.5, 0.5));
         expectError(system, new BoltzmannGeneratorProposal(model), "virtual site 4");
     }
@@ -680,7 +711,18 @@ TEST(BoltzmannGeneratorProposal, SetupErrors) {
     {
         const std::string twoD = (std::filesystem::temp_directory_path() / "openmmbg_bgp_2d.bgm").string();
         FlowModel(R"({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1})").save(twoD);
-        expectError(freeSystem(), new BoltzmannGeneratorProposal(twoD), "3-D");
+        // Refused at construction (before any System sees it), as is a model in other units than nm.
+        EXPECT_THROW(BoltzmannGeneratorProposal{twoD}, OpenMMException);
+        const std::string angstrom = (std::filesystem::temp_directory_path() / "openmmbg_bgp_angstrom.bgm").string();
+        FlowModel(R"({"num_particles": 4, "dim": 3, "projection": "vector", "num_layers": 1, "length_unit": "angstrom"})")
+            .save(angstrom);
+        try {
+            BoltzmannGeneratorProposal move(angstrom);
+            ADD_FAILURE() << "a model in angstrom was accepted";
+        } catch (const OpenMMException& e) {
+            EXPECT_NE(std::string(e.what()).find("needs a 3-D model in nm (this one: 3-D, angstrom)"), std::string::npos)
+                << e.what();
+        }
     }
     EXPECT_THROW(BoltzmannGeneratorProposal("/nonexistent/model.bgm"), OpenMMException);
     const std::string corrupt = (std::filesystem::temp_directory_path() / "openmmbg_bgp_corrupt.bgm").string();
@@ -737,7 +779,7 @@ inline void expectSameDecisionsAsReference() {
         move->setTemperature(T);
         move->setRandomNumberSeed(99);
         system->addForce(move);
-        VerletIntegrator integrator(0.001);
+        ProposalsOnlyIntegrator integrator;
         Context context(*system, integrator, platform, properties);
         context.setPositions(startPositions());
         std::vector<std::pair<long long, double>> decisions;

@@ -55,7 +55,7 @@ TEST(BoltzmannGeneratorProposalSerialization, RoundTrip) {
     // Works in a Context (through a System round trip too).
     System system;
     for (int i = 0; i < 5; i++)
-        system.addParticle(0.0);
+        system.addParticle(1.0);
     copy->setChiralCenters({});
     copy->setFrequency(1);
     system.addForce(copy);

@@ -389,9 +389,9 @@ TEST(OpenMMSystemTarget, CpuPlatformAgreesWithReference) {
 TEST(OpenMMSystemTarget, BadInputIsAClearError) {
     const OpenMM::System system = makeSystem();
     const std::vector<Vec3> reference(NUM_PARTICLES, Vec3(0.1, 0.2, 0.3));
-    expectOpenMMError([&] { OpenMMSystemTarget t(system, 0.0); }, "temperature must be positive and finite, got 0 K");
-    expectOpenMMError([&] { OpenMMSystemTarget t(system, -5.0); }, "got -5 K");
-    expectOpenMMError([&] { OpenMMSystemTarget t(system, std::nan("")); }, "temperature must be positive");
+    expectOpenMMError([&] { OpenMMSystemTarget t(system, 0.0); }, "temperature (K) must be positive and finite (got 0)");
+    expectOpenMMError([&] { OpenMMSystemTarget t(system, -5.0); }, "(got -5)");
+    expectOpenMMError([&] { OpenMMSystemTarget t(system, std::nan("")); }, "temperature (K) must be positive");
     expectOpenMMError(
         [&] {
             OpenMMSystemTarget t(system, TEMPERATURE, {0, 4}, reference);

@@ -93,6 +93,16 @@ def test_checksum_is_standard_fnv1a64_of_the_data_section(tmp_path):
     assert header["__metadata__"]["checksum"] == f"fnv1a64:{fnv1a64(data):016x}"
 
 
+def test_header_checksum_is_fnv1a64_of_the_canonical_header(tmp_path):
+    """The documented recipe (docs/model-format.md) reproduces the writer's header checksum."""
+    flow = small_flow(2, "none", num_particles=2, num_layers=1)
+    header, _, _ = header_and_data(flow.to_bytes())
+    stored = header["__metadata__"].pop("header_checksum")
+    assert header["__metadata__"]["format_version"] == "2"
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert stored == f"fnv1a64:{fnv1a64(text):016x}"
+
+
 def test_float32_model_file_holds_float32_tensors(tmp_path):
     flow = small_flow(2, "spherical", dtype="float32")
     path = tmp_path / "f32.bgm"

@@ -2,12 +2,17 @@
 
 #include "OpenMMPlugins.h"
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
+#include "openmmbg/Errors.h"
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/DcdReader.h"
+#include "openmmbg/io/Files.h"
 
 #include "openmm/Platform.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
@@ -23,9 +28,25 @@ CLI::Validator rephrase(const CLI::Validator& check, const std::string& descript
     CLI::Validator inner = check;
     return CLI::Validator(
         [inner, message](std::string& value) mutable {
-            double number = 0;
-            const bool nan = CLI::detail::lexical_cast(value, number) && std::isnan(number);
-            return inner(value).empty() && !nan ? std::string() : message + ", got '" + value + "'";
+            return inner(value).empty() ? std::string() : message + ", got '" + value + "'";
+        },
+        description);
+}
+
+/**
+ * A validator of a number through the shared validation (openmmbg/Validation.h: parseNumber, then
+ * `check`), with the message "<message>, got 'value'".
+ */
+CLI::Validator checkWith(const std::string& description, const std::string& message,
+                         const std::function<void(double)>& check) {
+    return CLI::Validator(
+        [message, check](std::string& value) {
+            try {
+                check(parseNumber("value", value));
+                return std::string();
+            } catch (const std::invalid_argument&) {
+                return message + ", got '" + value + "'";
+            }
         },
         description);
 }
@@ -88,16 +109,13 @@ private:
 }  // namespace
 
 CLI::Validator integerValue() {
-    // Read in base 10 as the hand-written parser did (CLI11's own conversion reads "010" as octal),
-    // and pass the number on in canonical form.
+    // Read in base 10 (CLI11's own conversion reads "010" as octal), 64-bit with overflow refused
+    // (the shared parseInteger), and pass the number on in canonical form.
     return CLI::Validator(
         [](std::string& value) {
             try {
-                size_t pos;
-                const long long parsed = std::stoll(value, &pos);
-                if (pos != value.size())
-                    throw std::invalid_argument(value);
-                value = std::to_string(parsed);
+                value = std::to_string(parseInteger("value", value, std::numeric_limits<int64_t>::min(),
+                                                    std::numeric_limits<int64_t>::max()));
                 return std::string();
             } catch (const std::exception&) {
                 return "expects an integer, got '" + value + "'";
@@ -110,26 +128,28 @@ CLI::Validator numberValue() {
     return CLI::Validator(
         [](std::string& value) {
             try {
-                size_t pos;
-                std::stod(value, &pos);
-                if (pos != value.size())
-                    throw std::invalid_argument(value);
+                parseNumber("value", value);  // finite: nan and inf are refused here
                 return std::string();
             } catch (const std::exception&) {
-                return "expects a number, got '" + value + "'";
+                return "expects a finite number, got '" + value + "'";
             }
         },
         "");
 }
 
-CLI::Validator positive() { return rephrase(CLI::PositiveNumber, "POSITIVE", "must be positive"); }
+CLI::Validator positive() {
+    return checkWith("POSITIVE", "must be positive", [](double v) { requirePositive("value", v); });
+}
 
-CLI::Validator nonNegative() { return rephrase(CLI::NonNegativeNumber, "NONNEGATIVE", "must be >= 0"); }
+CLI::Validator nonNegative() {
+    return checkWith("NONNEGATIVE", "must be >= 0", [](double v) { requireNonNegative("value", v); });
+}
 
 CLI::Validator atLeast(double min) {
     std::ostringstream text;
     text << min;
-    return rephrase(CLI::Range(min, std::numeric_limits<double>::max()), ">=" + text.str(), "must be >= " + text.str());
+    return checkWith(">=" + text.str(), "must be >= " + text.str(),
+                     [min](double v) { requireInRange("value", v, min, std::numeric_limits<double>::max()); });
 }
 
 CLI::Validator oneOf(const std::vector<std::string>& values) {
@@ -217,28 +237,35 @@ torch::Tensor loadSplit(const std::string& dir, const std::string& file, const B
 }
 
 std::vector<int64_t> parseParticles(const std::string& text) {
+    std::vector<int64_t> out = parseParticleItems(text);
+    try {
+        requireDistinct("--particles", out);
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string(e.what()) + " (each particle may be selected once)");
+    }
+    return out;
+}
+
+std::vector<int64_t> parseParticleItems(const std::string& text) {
     std::vector<int64_t> out;
     std::stringstream ss(text);
     std::string item;
     while (std::getline(ss, item, ',')) {
         try {
-            size_t dash = item.find('-');
+            const size_t dash = item.find('-', 1);
             if (dash == std::string::npos) {
-                size_t pos;
-                out.push_back(std::stoll(item, &pos));
-                if (pos != item.size())
-                    throw std::invalid_argument(item);
+                out.push_back(parseInteger("--particles", item, 0, Limits::kMaxParticles - 1));
             } else {
-                size_t posA, posB;
-                const std::string first = item.substr(0, dash), last = item.substr(dash + 1);
-                int64_t a = std::stoll(first, &posA), b = std::stoll(last, &posB);
-                if (b < a || posA != first.size() || posB != last.size())
+                const int64_t a = parseInteger("--particles", item.substr(0, dash), 0, Limits::kMaxParticles - 1),
+                              b = parseInteger("--particles", item.substr(dash + 1), 0, Limits::kMaxParticles - 1);
+                if (b < a)
                     throw std::invalid_argument(item);
                 for (int64_t i = a; i <= b; i++)
                     out.push_back(i);
             }
         } catch (const std::exception&) {
-            throw UsageError("--particles: cannot read '" + item + "' (expected a list like 0,1,4-9)");
+            throw UsageError("--particles: cannot read '" + item + "' (expected a list like 0,1,4-9 of indices in [0, " +
+                             std::to_string(Limits::kMaxParticles) + "))");
         }
     }
     return out;
@@ -272,6 +299,9 @@ torch::Tensor loadConfigurations(const std::string& path, const std::vector<int6
             a = raw;
         else if (raw.shape.size() == 2 && raw.shape[1] % dim == 0)
             a = asConfigurations(raw, int(raw.shape[1] / dim), dim, false, path);
+        else if (raw.shape.size() == 2)
+            throw std::runtime_error("'" + path + "': an array [n, N*D] needs a number of columns divisible by --dim " +
+                                     std::to_string(dim) + ", got " + std::to_string(raw.shape[1]) + " columns");
         else
             throw std::runtime_error("'" + path + "': expected an array [n, N, D] or [n, N*D], got " +
                                      std::to_string(raw.shape.size()) + " dimensions");
@@ -309,13 +339,41 @@ void mergeConfigOption(const CLI::Option* option, const std::string& text, json&
     config.update(extra);
 }
 
-std::FILE* openMetrics(const std::string& path) {
+MetricsFile::MetricsFile(const std::string& path) : path_(path) {
     if (path.empty())
-        return nullptr;
-    std::FILE* metrics = std::fopen(path.c_str(), "w");
-    if (!metrics)
-        throw std::runtime_error("cannot open '" + path + "' for writing");
-    return metrics;
+        return;
+    createParentDirectories(path);
+    checkWritableFile(path);  // refuses a device, FIFO or directory before fopen could block on it
+    file_ = std::fopen(path.c_str(), "w");
+    if (!file_)
+        throw FileAccessError("cannot open '" + path + "' for writing: " + std::strerror(errno));
+}
+
+MetricsFile::~MetricsFile() {
+    if (file_)
+        std::fclose(file_);
+}
+
+void MetricsFile::writeLine(const std::string& line) {
+    if (!file_)
+        return;
+    if (std::fprintf(file_, "%s\n", line.c_str()) < 0 || std::fflush(file_) != 0)
+        throw FileAccessError("cannot write the metrics file '" + path_ + "': " + std::strerror(errno));
+}
+
+void MetricsFile::close() {
+    if (!file_)
+        return;
+    std::FILE* f = file_;
+    file_ = nullptr;
+    if (std::fclose(f) != 0)
+        throw FileAccessError("cannot write the metrics file '" + path_ + "': " + std::strerror(errno));
+}
+
+void checkOutput(const std::string& path) {
+    if (!path.empty())
+        createParentDirectories(path);
+    checkWritableFile(path);
 }
 
 void createParentDirectories(const std::string& path) {

@@ -130,8 +130,10 @@ std::shared_ptr<Target> makeCatalogTarget(const BuiltinSystem& system);
 torch::Tensor loadSplit(const std::string& dir, const std::string& file, const BuiltinSystem& system, int64_t begin,
                         int64_t end);
 
-/** "0,1,4-9" -> {0, 1, 4, 5, 6, 7, 8, 9}; throws UsageError. */
+/** "0,1,4-9" -> {0, 1, 4, 5, 6, 7, 8, 9}; throws UsageError (also for a particle listed twice). */
 std::vector<int64_t> parseParticles(const std::string& text);
+/** As parseParticles, duplicates allowed (the list as written). */
+std::vector<int64_t> parseParticleItems(const std::string& text);
 /** The --particles validator (parseParticles' message). */
 CLI::Validator particleList();
 
@@ -141,8 +143,33 @@ torch::Tensor loadConfigurations(const std::string& path, const std::vector<int6
 /** Adds the keys of --config (a JSON object), if given, to a flow configuration; throws UsageError. */
 void mergeConfigOption(const CLI::Option* option, const std::string& text, json& config);
 
-/** Opens a metrics file for writing (nullptr for an empty path); throws if it cannot. */
-std::FILE* openMetrics(const std::string& path);
+/**
+ * A JSON-lines metrics file (--metrics): opened when the command starts, before any long work; every
+ * line is written and flushed at once, and a failed write (e.g. a full disk) is an error, never a
+ * silent loss. An empty path: no file.
+ */
+class MetricsFile {
+public:
+    explicit MetricsFile(const std::string& path);
+    ~MetricsFile();
+    MetricsFile(const MetricsFile&) = delete;
+    MetricsFile& operator=(const MetricsFile&) = delete;
+    /** Appends `line` and a newline, flushed; throws FileAccessError if the write fails. */
+    void writeLine(const std::string& line);
+    /** Closes the file; throws FileAccessError if the last data cannot be written. */
+    void close();
+
+private:
+    std::string path_;
+    std::FILE* file_ = nullptr;
+};
+
+/**
+ * Checks, before any long work, that an output file can be written (its parent folders are created
+ * first): a non-empty path, regular files only, a writable folder (openmmbg/io/Files.h
+ * checkWritableFile). Throws FileAccessError.
+ */
+void checkOutput(const std::string& path);
 
 /** A model's family in a progress line: "spherical-proj" (E-ACF: its projection) or "family ic". */
 std::string describeModel(const Model& model);

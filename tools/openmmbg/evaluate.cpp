@@ -84,10 +84,7 @@ int runEvaluate(const EvaluateArgs& args) {
         target = makeCatalogTarget(*system);
         out = json::parse(evaluateFlow(*model, *target, test, K, args.numEssSamples, seed).toJson());
     } else if (!systemXmlPath.empty()) {
-        const std::string lengthUnit = config.value("length_unit", "nm");
-        if (lengthUnit != "nm" || model->dim() != 3)
-            throw std::runtime_error("--openmm-system needs a 3-D model in nm (this one: " +
-                                     std::to_string(model->dim()) + "-D, " + lengthUnit + ")");
+        requireOpenMMUnits(*model, "--openmm-system");
         const double temperature = args.temperature > 0 ? args.temperature : config.at("temperature").get<double>();
         auto openmmSystem = std::shared_ptr<OpenMMSystemTarget>(
             OpenMMSystemTarget::fromXml(readFileBytes(systemXmlPath), temperature, {}, {}, args.platform));

@@ -16,6 +16,8 @@
 #include "commands.h"
 #include "common.h"
 
+#include "openmmbg/Threads.h"
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -23,6 +25,7 @@
 using namespace OpenMMBG::Cli;
 
 int main(int argc, char** argv) {
+    OpenMMBG::applyThreadPolicy();  // one LibTorch thread unless OPENMMBG_NUM_THREADS / OMP_NUM_THREADS say more
     CLI::App app("openmmbg: Boltzmann generators for OpenMM. Inspect, train and evaluate augmented coupling flows, "
                  "and run replica exchange.",
                  "openmmbg");

@@ -3,6 +3,8 @@
 #include "common.h"
 
 #include "ReplicaExchange.h"
+#include "openmmbg/Errors.h"
+#include "openmmbg/io/Files.h"
 #include "openmmbg/training/Training.h"
 
 #include "openmm/State.h"
@@ -68,9 +70,13 @@ std::vector<double> temperatureLadder(const RemdArgs& args) {
 
 template <class T>
 T* readXml(const std::string& path, const char* what) {
-    std::ifstream in(path);
-    if (!in)
-        throw std::runtime_error("cannot read " + std::string(what) + " '" + path + "'");
+    std::string bytes;
+    try {
+        bytes = readFileBytes(path);  // regular files only
+    } catch (const FileAccessError& e) {
+        throw FileAccessError("cannot read " + std::string(what) + ": " + e.what());
+    }
+    std::istringstream in(bytes);
     try {
         return OpenMM::XmlSerializer::deserialize<T>(in);
     } catch (const std::exception& e) {

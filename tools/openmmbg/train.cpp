@@ -134,7 +134,10 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     }
 
     std::shared_ptr<Model> model = makeModel(config.dump());
-    createParentDirectories(a.output);
+    // Before any long work, so that a bad path loses nothing.
+    checkOutput(a.output);
+    if (!o.checkpointPath.empty())
+        checkOutput(o.checkpointPath);
     if (system) {
         const BuiltinSystem::Data& data = *system->data;
         train = loadSplit(dir, data.train.file, *system, data.train.begin, data.train.begin + numTrain);
@@ -142,7 +145,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     }
     // Model selection uses the first --num-validation points to keep validation cheap.
     validation = validation.narrow(0, 0, std::min<int64_t>(std::max<int64_t>(m.numValidation, 1), validation.size(0)));
-    std::FILE* metrics = openMetrics(a.metrics);
+    MetricsFile metrics(a.metrics);
     if (std::filesystem::exists(o.checkpointPath))
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
     std::cerr << "openmmbg train: " << systemName << ", " << describeModel(*model) << ", " << train.size(0)
@@ -151,10 +154,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
               << (o.timeLimit > 0 ? " (time limit " + formatDuration(o.timeLimit) + ")" : "") << std::endl;
     auto onEpoch = [&](const TrainingReport& r) {
         std::cerr << formatTrainingReport(r) << std::endl;
-        if (metrics) {
-            std::fprintf(metrics, "%s\n", trainingReportToJson(r).c_str());
-            std::fflush(metrics);
-        }
+        metrics.writeLine(trainingReportToJson(r));
     };
     std::vector<TrainingReport> reports;
     if (flowMatching) {
@@ -166,8 +166,7 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     } else {
         reports = MaximumLikelihoodTrainer(model, train, validation, o).run(onEpoch);
     }
-    if (metrics)
-        std::fclose(metrics);
+    metrics.close();
     json meta = {{"system", systemName}, {"objective", flowMatching ? "flow-matching" : "ml"},
                  {"epochs_run", reports.size()}, {"seed", o.seed},
                  {"best_validation_nll", reports.empty() ? NAN : reports.back().bestValidationNll}};

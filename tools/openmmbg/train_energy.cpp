@@ -206,8 +206,11 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     }
     if (initModel.empty())
         model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(config.dump())));
-    createParentDirectories(output);
-    std::FILE* metrics = openMetrics(metricsPath);
+    // Before any long work, so that a bad path loses nothing.
+    checkOutput(output);
+    if (!o.checkpointPath.empty())
+        checkOutput(o.checkpointPath);
+    MetricsFile metrics(metricsPath);
     const bool resuming = std::filesystem::exists(o.checkpointPath);
     if (resuming)
         std::cerr << "openmmbg train: resuming from " << o.checkpointPath << std::endl;
@@ -223,10 +226,7 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     auto reports = trainer.run(
         [&](const TrainingReport& r) {
             std::cerr << formatTrainingReport(r) << std::endl;
-            if (metrics) {
-                std::fprintf(metrics, "%s\n", trainingReportToJson(r).c_str());
-                std::fflush(metrics);
-            }
+            metrics.writeLine(trainingReportToJson(r));
         },
         [&](int filled, int total) {  // a line per 10% of the pre-fill
             const int decile = 10 * filled / std::max(1, total);
@@ -238,8 +238,7 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
                       << total << " AIS batches, " << formatDuration(seconds) << " elapsed, ETA "
                       << formatDuration(seconds / filled * std::max(0, total - filled)) << std::endl;
         });
-    if (metrics)
-        std::fclose(metrics);
+    metrics.close();
     const int done = reports.empty() ? 0 : reports.back().iteration;
     if (done < o.iterations) {
         // Stopped by the time limit: the checkpoint holds the state; rerun the command to continue.

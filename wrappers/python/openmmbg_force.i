@@ -52,6 +52,36 @@ void setOpenMMException(const char* message) {
     }
 }
 
+// Integer arguments are checked in Python before SWIG converts them to C++ int, so a value beyond
+// int's range (e.g. a particle index 2**40) is the plugin's own clear error, not SWIG's TypeError.
+%pythoncode %{
+def _checked_int(value, what, minimum, maximum=2**31 - 1):
+    import operator
+    import openmm as _mm
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise _mm.OpenMMException(f"BoltzmannGeneratorProposal: {what} must be an integer (got {value!r})") from None
+    if not minimum <= value <= maximum:
+        raise _mm.OpenMMException(
+            f"BoltzmannGeneratorProposal: {what} must be in [{minimum}, {maximum}] (got {value})")
+    return value
+%}
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setParticles %{
+    indices = [_checked_int(i, "a particle index", 0) for i in indices]
+%}
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setFrequency %{
+    steps = _checked_int(steps, "the frequency (steps)", 0)
+%}
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setNumProposals %{
+    n = _checked_int(n, "the number of proposals", 1)
+%}
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::setRandomNumberSeed %{
+    seed = _checked_int(seed, "the random number seed", -2**31)
+%}
+%pythonprepend OpenMMBG::BoltzmannGeneratorProposal::addChiralCenter %{
+    a, b, c, d = (_checked_int(i, "a chiral centre's particle index", 0) for i in (a, b, c, d))
+%}
 %feature("pythonprepend") OpenMMBG::BoltzmannGeneratorProposal::BoltzmannGeneratorProposal(const std::string& modelFile) %{
     import os as _os
     if isinstance(modelFile, _os.PathLike):
@@ -131,7 +161,7 @@ public:
     def setChiralCenters(self, centers):
         """Set the chiral centres: quadruples (a, b, c, d) of particle indices whose signed volume
         must keep its sign (proposals flipping one are rejected)."""
-        flat = [int(i) for center in centers for i in center]
+        flat = [_checked_int(i, "a chiral centre's particle index", 0) for center in centers for i in center]
         if any(len(center) != 4 for center in centers):
             raise ValueError("each chiral centre needs exactly four particle indices")
         self._setChiralCentersFlat(flat)

@@ -15,6 +15,7 @@
 #define SWIG_FILE_WITH_INIT
 #include "openmmbg/Errors.h"
 #include "openmmbg/FlowModel.h"
+#include "openmmbg/Threads.h"
 
 #include <cstdint>
 #include <cstring>
@@ -84,7 +85,11 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
 // ---- Exceptions: one clean Python exception per C++ exception, never a crash. ----
 %exception {
     try {
-        $action
+        try {
+            $action
+        } catch (...) {
+            OpenMMBG::rethrowAsLibraryError();  // LibTorch's out-of-memory error as std::bad_alloc
+        }
     } catch (const std::invalid_argument& e) {
         PyErr_SetString(PyExc_ValueError, e.what());
         SWIG_fail;
@@ -157,6 +162,7 @@ bool readBytes(PyObject* obj, std::string& out, const char* argName) {
 }
 
 %include "openmmbg/FlowModel.h"
+%include "openmmbg/Threads.h"
 
 %{
 #include "openmmbg/io/DcdReader.h"

@@ -117,4 +117,12 @@ std::vector<double> builtinTargetEnergies(const std::string& target, const std::
  */
 std::string zmatrixFromBonds(const std::string& moleculeJson);
 
+/**
+ * Rethrows the exception being handled as one of the library's error types (openmmbg/Errors.h), for
+ * bindings that map errors by type: LibTorch's out-of-memory errors become std::bad_alloc (Python
+ * MemoryError), other LibTorch errors std::runtime_error with the first line of their message (no C++
+ * backtrace); every other exception is rethrown unchanged. Call only inside a catch block.
+ */
+[[noreturn]] void rethrowAsLibraryError();
+
 }  // namespace OpenMMBG

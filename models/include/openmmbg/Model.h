@@ -114,4 +114,10 @@ std::shared_ptr<Model> makeModel(const std::string& configJson);
 /** The family named by a configuration: its "family" key, "eacf" when absent. Throws ConfigError. */
 std::string modelFamilyOf(const std::string& configJson);
 
+/**
+ * Throws std::invalid_argument unless the model describes 3-D positions in nm, as an OpenMM System
+ * needs (a model in angstrom would be fed positions 10x too small); `context` starts the message.
+ */
+void requireOpenMMUnits(const Model& model, const std::string& context);
+
 }  // namespace OpenMMBG

@@ -1,7 +1,11 @@
 #include "openmmbg/eacf/FlowConfig.h"
 
+#include "../JsonObjectReader.h"
+#include "openmmbg/Validation.h"
+
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <type_traits>
 #include <stdexcept>
@@ -12,36 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-template <class T>
-void read(const json& j, const char* key, T& value, std::set<std::string>& seen) {
-    seen.insert(key);
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null())
-        return;
-    try {
-        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-            if (!it->is_number_integer())
-                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be an integer (got " +
-                                            it->dump() + ")");
-        } else if constexpr (std::is_same_v<T, bool>) {
-            if (!it->is_boolean())
-                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be true or false (got " +
-                                            it->dump() + ")");
-        } else if constexpr (std::is_same_v<T, std::vector<int>> || std::is_same_v<T, std::vector<int64_t>>) {
-            if (!it->is_array())
-                throw std::invalid_argument(std::string("flow config: key '") + key + "' must be a list of integers");
-            for (const auto& e : *it)
-                if (!e.is_number_integer())
-                    throw std::invalid_argument(std::string("flow config: key '") + key +
-                                                "' must be a list of integers (got " + it->dump() + ")");
-        }
-        value = it->get<T>();
-    } catch (const json::exception&) {
-        throw std::invalid_argument(std::string("flow config: key '") + key + "' has the wrong type (" +
-                                    it->dump() + ")");
-    }
-}
-
 void require(bool condition, const std::string& message) {
     if (!condition)
         throw std::invalid_argument("flow config: " + message);
@@ -50,66 +24,63 @@ void require(bool condition, const std::string& message) {
 }  // namespace
 
 FlowConfig FlowConfig::fromJson(const std::string& text) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw std::invalid_argument(std::string("flow config: not valid JSON: ") + e.what());
-    }
-    require(j.is_object(), "expected a JSON object");
+    const JsonObjectReader j(text,
+                             {"family", "num_particles", "dim", "projection", "num_aug", "num_layers", "dtype", "aug_scale", "identity_init", "random_init_scale", "init_seed", "length_unit", "temperature", "num_bins", "max_radius", "cartesian_transform", "cartesian_spline_bound", "egnn_blocks", "egnn_mlp_units", "egnn_hidden_features", "egnn_output_features", "egnn_normalization_constant", "head_mlp_units", "transformer_layers", "transformer_heads", "transformer_head_features", "transformer_mlp_units", "transformer_output_features", "atom_types", "aux_loss_weight"},
+                             "flow config");
     for (const char* key : {"num_particles", "dim", "projection"})
-        require(j.contains(key), std::string("missing required key '") + key + "'");
+        require(j.has(key), std::string("missing required key '") + key + "'");
     FlowConfig c;
-    std::set<std::string> seen;
-    read(j, "family", c.family, seen);
-    read(j, "num_particles", c.numParticles, seen);
-    read(j, "dim", c.dim, seen);
-    read(j, "projection", c.projection, seen);
-    read(j, "num_aug", c.numAug, seen);
-    read(j, "num_layers", c.numLayers, seen);
-    read(j, "dtype", c.dtype, seen);
-    read(j, "aug_scale", c.augScale, seen);
-    read(j, "identity_init", c.identityInit, seen);
-    read(j, "random_init_scale", c.randomInitScale, seen);
-    read(j, "init_seed", c.initSeed, seen);
-    read(j, "length_unit", c.lengthUnit, seen);
-    read(j, "temperature", c.temperature, seen);
-    read(j, "num_bins", c.numBins, seen);
-    read(j, "max_radius", c.maxRadius, seen);
-    read(j, "cartesian_transform", c.cartesianTransform, seen);
-    read(j, "cartesian_spline_bound", c.cartesianSplineBound, seen);
-    read(j, "egnn_blocks", c.egnnBlocks, seen);
-    read(j, "egnn_mlp_units", c.egnnMlpUnits, seen);
-    read(j, "egnn_hidden_features", c.egnnHiddenFeatures, seen);
-    read(j, "egnn_output_features", c.egnnOutputFeatures, seen);
-    read(j, "egnn_normalization_constant", c.egnnNormalizationConstant, seen);
-    read(j, "head_mlp_units", c.headMlpUnits, seen);
-    read(j, "transformer_layers", c.transformerLayers, seen);
-    read(j, "transformer_heads", c.transformerHeads, seen);
-    read(j, "transformer_head_features", c.transformerHeadFeatures, seen);
-    read(j, "transformer_mlp_units", c.transformerMlpUnits, seen);
-    read(j, "transformer_output_features", c.transformerOutputFeatures, seen);
-    read(j, "atom_types", c.atomTypes, seen);
-    read(j, "aux_loss_weight", c.auxLossWeight, seen);
-    for (auto it = j.begin(); it != j.end(); ++it)
-        require(seen.count(it.key()) == 1, "unknown key '" + it.key() + "'");
+    j.read("family", c.family);
+    j.read("num_particles", c.numParticles);
+    j.read("dim", c.dim);
+    j.read("projection", c.projection);
+    j.read("num_aug", c.numAug);
+    j.read("num_layers", c.numLayers);
+    j.read("dtype", c.dtype);
+    j.read("aug_scale", c.augScale);
+    j.read("identity_init", c.identityInit);
+    j.read("random_init_scale", c.randomInitScale);
+    j.read("init_seed", c.initSeed);
+    j.read("length_unit", c.lengthUnit);
+    j.read("temperature", c.temperature);
+    j.read("num_bins", c.numBins);
+    j.read("max_radius", c.maxRadius);
+    j.read("cartesian_transform", c.cartesianTransform);
+    j.read("cartesian_spline_bound", c.cartesianSplineBound);
+    j.read("egnn_blocks", c.egnnBlocks);
+    j.read("egnn_mlp_units", c.egnnMlpUnits);
+    j.read("egnn_hidden_features", c.egnnHiddenFeatures);
+    j.read("egnn_output_features", c.egnnOutputFeatures);
+    j.read("egnn_normalization_constant", c.egnnNormalizationConstant);
+    j.read("head_mlp_units", c.headMlpUnits);
+    j.read("transformer_layers", c.transformerLayers);
+    j.read("transformer_heads", c.transformerHeads);
+    j.read("transformer_head_features", c.transformerHeadFeatures);
+    j.read("transformer_mlp_units", c.transformerMlpUnits);
+    j.read("transformer_output_features", c.transformerOutputFeatures);
+    j.read("atom_types", c.atomTypes);
+    j.read("aux_loss_weight", c.auxLossWeight);
     c.validate();
     return c;
 }
 
 void FlowConfig::validate() {
     require(family == "eacf", "family must be \"eacf\" for an augmented coupling flow (got \"" + family + "\")");
-    require(numParticles >= 2, "num_particles must be at least 2 (got " + std::to_string(numParticles) + ")");
+    require(numParticles >= 2 && numParticles <= Limits::kMaxParticles,
+            "num_particles must be in [2, " + std::to_string(Limits::kMaxParticles) + "] (got " +
+                std::to_string(numParticles) + ")");
     require(dim == 2 || dim == 3, "dim must be 2 or 3 (got " + std::to_string(dim) + ")");
     require(projection == "spherical" || projection == "cartesian" || projection == "vector" || projection == "none",
             "projection must be \"spherical\", \"cartesian\", \"vector\" or \"none\" (got \"" + projection + "\")");
-    require(numAug >= 1 && numAug % 2 == 1, "num_aug must be a positive odd number (got " + std::to_string(numAug) + ")");
-    require(numLayers >= 1, "num_layers must be at least 1");
+    require(numAug >= 1 && numAug % 2 == 1 && numAug < 100,
+            "num_aug must be a positive odd number below 100 (got " + std::to_string(numAug) + ")");
+    require(numLayers >= 1 && numLayers <= Limits::kMaxLayers,
+            "num_layers must be in [1, " + std::to_string(Limits::kMaxLayers) + "] (got " + std::to_string(numLayers) + ")");
     require(dtype == "float32" || dtype == "float64", "dtype must be \"float32\" or \"float64\" (got \"" + dtype + "\")");
     require(augScale > 0, "aug_scale must be positive");
     require(randomInitScale > 0, "random_init_scale must be positive");
     require(temperature > 0, "temperature must be positive");
-    require(numBins >= 1, "num_bins must be at least 1");
+    require(numBins >= 1 && numBins <= 1000, "num_bins must be in [1, 1000] (got " + std::to_string(numBins) + ")");
     require(maxRadius > 0, "max_radius must be positive");
     require(cartesianTransform == "affine" || cartesianTransform == "spline",
             "cartesian_transform must be \"affine\" or \"spline\"");
@@ -135,7 +106,23 @@ void FlowConfig::validate() {
     require(int(atomTypes.size()) == numParticles, "atom_types has " + std::to_string(atomTypes.size()) +
                                                        " entries but num_particles is " + std::to_string(numParticles));
     for (int64_t t : atomTypes)
-        require(t >= 0, "atom_types entries must be non-negative");
+        require(t >= 0 && t < Limits::kMaxParticles, "atom_types entries must be in [0, " +
+                                                         std::to_string(Limits::kMaxParticles) + ")");
+    for (int size : {egnnBlocks, transformerLayers})
+        require(size <= Limits::kMaxLayers, "block and layer counts must be at most " + std::to_string(Limits::kMaxLayers));
+    for (int size : {egnnHiddenFeatures, egnnOutputFeatures, transformerHeads, transformerHeadFeatures,
+                     transformerOutputFeatures, int(egnnMlpUnits.size()), int(headMlpUnits.size()),
+                     int(transformerMlpUnits.size()), egnnMlpUnits.front(), headMlpUnits.front(),
+                     transformerMlpUnits.front()})
+        require(size <= Limits::kMaxWidth, "network widths must be at most " + std::to_string(Limits::kMaxWidth));
+    // An upper estimate of the parameter count (every block's networks at their widest), checked
+    // before any parameter is allocated.
+    const double w = std::max({double(egnnHiddenFeatures), double(egnnOutputFeatures), double(egnnMlpUnits.front()),
+                               double(headMlpUnits.front()), double(transformerMlpUnits.front()),
+                               double(transformerHeads) * transformerHeadFeatures, double(transformerOutputFeatures)});
+    const double depth = double(egnnBlocks) * (egnnMlpUnits.size() + 4) + headMlpUnits.size() + 4 +
+                         double(transformerLayers) * (transformerMlpUnits.size() + 4);
+    requireModelSize("flow config", 2.0 * numLayers * numAug * (depth * (w + 1) * (w + 1) + w * (numBins + 8) * 8));
     if (auxLossWeight < 0)
         auxLossWeight = (dim == 2 ? 0.0 : 10.0);
 }

@@ -1,6 +1,7 @@
 #include "openmmbg/ecnf/EquivariantCnfConfig.h"
 
 #include "../JsonObjectReader.h"
+#include "openmmbg/Validation.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,14 +32,7 @@ EquivariantCnfConfig EquivariantCnfConfig::fromJson(const std::string& text) {
     j.read("dim", c.dim);
     j.read("num_layers", c.numLayers);
     j.read("hidden_units", c.hiddenUnits);
-    if (j.has("atom_types")) {
-        const nlohmann::json& types = j.at("atom_types");
-        require(types.is_array(), "key 'atom_types' must be a list of integers (got " + types.dump() + ")");
-        for (const nlohmann::json& t : types) {
-            require(t.is_number_integer(), "key 'atom_types' must be a list of integers (got " + types.dump() + ")");
-            c.atomTypes.push_back(t.get<int64_t>());
-        }
-    }
+    j.read("atom_types", c.atomTypes);
     j.read("solver", c.solver);
     j.read("rtol", c.rtol);
     j.read("atol", c.atol);
@@ -66,6 +60,8 @@ void EquivariantCnfConfig::validate() const {
                 std::to_string(numParticles));
     for (int64_t t : atomTypes)
         require(t >= 0 && t < 1000, "key 'atom_types': types must be in [0, 1000) (got " + std::to_string(t) + ")");
+    const double h = hiddenUnits;
+    requireModelSize("flow config", double(numLayers) * 6 * (h + 1) * (h + 1));
     require(solver == "dopri5" || solver == "rk4", "solver must be \"dopri5\" or \"rk4\" (got \"" + solver + "\")");
     require(rtol > 0 && rtol < 1, "rtol must be in (0, 1) (got " + std::to_string(rtol) + ")");
     require(atol > 0 && atol < 1, "atol must be in (0, 1) (got " + std::to_string(atol) + ")");

@@ -1,5 +1,7 @@
 #include "openmmbg/evaluation/Evaluation.h"
 
+#include "openmmbg/training/Training.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -107,6 +109,7 @@ EvaluationResult evaluateFlow(Model& model, Target& target, const torch::Tensor&
     if (numAugSamples < 1 || numEssSamples < 1)
         throw std::invalid_argument("evaluate: the sample counts must be positive (got " + std::to_string(numAugSamples) +
                                     " augmented, " + std::to_string(numEssSamples) + " ESS samples)");
+    requireFiniteConfigurations(test, "evaluate: the test data");
     if (test.dim() != 3 || test.size(1) != target.numParticles() || test.size(2) != target.dim())
         throw std::invalid_argument("evaluate: test data must be [n, " + std::to_string(target.numParticles()) + ", " +
                                     std::to_string(target.dim()) + "] (got " + c10::str(test.sizes()) + ")");

@@ -2,6 +2,9 @@
 
 #include "openmmbg/ic/InternalCoordinates.h"
 
+#include "../JsonObjectReader.h"
+#include "openmmbg/Validation.h"
+
 #include <nlohmann/json.hpp>
 
 #include <set>
@@ -21,23 +24,7 @@ void require(bool condition, const std::string& message) {
         fail(message);
 }
 
-// Sets `value` from `key` when present and not null; the JSON type must match the field's.
-template <class T>
-void read(const json& j, const char* key, T& value, std::set<std::string>& seen) {
-    seen.insert(key);
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null())
-        return;
-    const char* expected = std::is_integral_v<T> ? "an integer" : std::is_floating_point_v<T> ? "a number" : "a string";
-    const bool ok = std::is_integral_v<T> ? it->is_number_integer()
-                    : std::is_floating_point_v<T> ? it->is_number()
-                    : it->is_string();
-    require(ok, std::string("key '") + key + "' must be " + expected + " (got " + it->dump() + ")");
-    value = it->get<T>();
-}
-
-void readZMatrix(const json& j, std::vector<std::array<int64_t, 4>>& rows, std::set<std::string>& seen) {
-    seen.insert("zmatrix");
+void readZMatrix(const JsonObjectReader& j, std::vector<std::array<int64_t, 4>>& rows) {
     const json& list = j.at("zmatrix");
     const std::string shapeError = "key 'zmatrix' must be a list of rows [atom, bond, angle, dihedral] of integers, "
                                    "-1 where a row has no such reference (got ";
@@ -46,7 +33,9 @@ void readZMatrix(const json& j, std::vector<std::array<int64_t, 4>>& rows, std::
         require(row.is_array() && row.size() == 4, shapeError + "row " + row.dump() + ")");
         std::array<int64_t, 4> r;
         for (size_t i = 0; i < 4; i++) {
-            require(row[i].is_number_integer(), shapeError + "row " + row.dump() + ")");
+            require((row[i].is_number_integer() && !row[i].is_number_unsigned()) ||
+                        (row[i].is_number_unsigned() && row[i].get<uint64_t>() < uint64_t(Limits::kMaxParticles)),
+                    shapeError + "row " + row.dump() + ")");
             r[i] = row[i].get<int64_t>();
         }
         rows.push_back(r);
@@ -56,39 +45,35 @@ void readZMatrix(const json& j, std::vector<std::array<int64_t, 4>>& rows, std::
 }  // namespace
 
 InternalCoordinateFlowConfig InternalCoordinateFlowConfig::fromJson(const std::string& text) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        fail(std::string("not valid JSON: ") + e.what());
-    }
-    require(j.is_object(), "expected a JSON object");
+    const JsonObjectReader j(text,
+                             {"family", "num_particles", "zmatrix", "dim", "num_layers", "hidden_units", "num_blocks",
+                              "num_bins", "tail_bound", "dtype", "init_seed", "length_unit", "temperature"},
+                             "flow config");
     for (const char* key : {"num_particles", "zmatrix"})
-        require(j.contains(key) && !j.at(key).is_null(), std::string("missing required key '") + key + "'");
+        require(j.has(key), std::string("missing required key '") + key + "'");
     InternalCoordinateFlowConfig c;
-    std::set<std::string> seen;
-    read(j, "family", c.family, seen);
-    read(j, "num_particles", c.numParticles, seen);
-    readZMatrix(j, c.zmatrix, seen);
-    read(j, "dim", c.dim, seen);
-    read(j, "num_layers", c.numLayers, seen);
-    read(j, "hidden_units", c.hiddenUnits, seen);
-    read(j, "num_blocks", c.numBlocks, seen);
-    read(j, "num_bins", c.numBins, seen);
-    read(j, "tail_bound", c.tailBound, seen);
-    read(j, "dtype", c.dtype, seen);
-    read(j, "init_seed", c.initSeed, seen);
-    read(j, "length_unit", c.lengthUnit, seen);
-    read(j, "temperature", c.temperature, seen);
-    for (auto it = j.begin(); it != j.end(); ++it)
-        require(seen.count(it.key()) == 1, "unknown key '" + it.key() + "'");
+    j.read("family", c.family);
+    j.read("num_particles", c.numParticles);
+    readZMatrix(j, c.zmatrix);
+    j.read("dim", c.dim);
+    j.read("num_layers", c.numLayers);
+    j.read("hidden_units", c.hiddenUnits);
+    j.read("num_blocks", c.numBlocks);
+    j.read("num_bins", c.numBins);
+    j.read("tail_bound", c.tailBound);
+    j.read("dtype", c.dtype);
+    j.read("init_seed", c.initSeed);
+    j.read("length_unit", c.lengthUnit);
+    j.read("temperature", c.temperature);
     c.validate();
     return c;
 }
 
 void InternalCoordinateFlowConfig::validate() const {
     require(family == "ic", "family must be \"ic\" for an internal-coordinate flow (got \"" + family + "\")");
-    require(numParticles >= 3, "num_particles must be at least 3 (got " + std::to_string(numParticles) + ")");
+    require(numParticles >= 3 && numParticles <= Limits::kMaxParticles,
+            "num_particles must be in [3, " + std::to_string(Limits::kMaxParticles) + "] (got " +
+                std::to_string(numParticles) + ")");
     require(dim == 3, "dim must be 3 for internal coordinates (got " + std::to_string(dim) + ")");
     require(int64_t(zmatrix.size()) == numParticles, "key 'zmatrix' has " + std::to_string(zmatrix.size()) +
                                                          " rows but num_particles is " + std::to_string(numParticles));
@@ -104,6 +89,14 @@ void InternalCoordinateFlowConfig::validate() const {
     require(hiddenUnits >= 1, "hidden_units must be at least 1 (got " + std::to_string(hiddenUnits) + ")");
     require(numBlocks >= 1, "num_blocks must be at least 1 (got " + std::to_string(numBlocks) + ")");
     require(numBins >= 1, "num_bins must be at least 1 (got " + std::to_string(numBins) + ")");
+    require(numLayers <= Limits::kMaxLayers && numBlocks <= Limits::kMaxLayers && numBins <= 1000 &&
+                hiddenUnits <= Limits::kMaxWidth,
+            "num_layers and num_blocks must be at most " + std::to_string(Limits::kMaxLayers) +
+                ", num_bins at most 1000, hidden_units at most " + std::to_string(Limits::kMaxWidth));
+    // An upper estimate of the parameter count, checked before any parameter is allocated.
+    const double h = hiddenUnits, features = 3.0 * numParticles;
+    requireModelSize("flow config", double(numLayers) * ((numBlocks + 2) * (h + 1) * (h + 1) +
+                                                         2 * features * (h + 1) * (3 * numBins + 2)));
     require(tailBound > 0, "tail_bound must be positive (got " + std::to_string(tailBound) + ")");
     require(dtype == "float32" || dtype == "float64", "dtype must be \"float32\" or \"float64\" (got \"" + dtype + "\")");
     require(lengthUnit == "nm" || lengthUnit == "angstrom",

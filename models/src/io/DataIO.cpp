@@ -1,5 +1,7 @@
 #include "openmmbg/io/DataIO.h"
 
+#include "openmmbg/io/Files.h"
+
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -24,12 +26,7 @@ namespace {
 }  // namespace
 
 Array readNpy(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(path, "cannot open file");
-    std::ostringstream s;
-    s << in.rdbuf();
-    const std::string bytes = s.str();
+    const std::string bytes = readFileBytes(path);
     if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0)
         fail(path, "not a .npy file (bad magic)");
     const int major = uint8_t(bytes[6]);

@@ -1,5 +1,7 @@
 #include "openmmbg/io/DcdReader.h"
 
+#include "openmmbg/io/Files.h"
+
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -43,6 +45,7 @@ std::string readAt(std::ifstream& in, const std::string& path, int64_t offset, i
 }
 
 std::ifstream openFile(const std::string& path) {
+    checkReadableFile(path);  // regular files only: a FIFO or device would block or never end
     std::ifstream in(path, std::ios::binary);
     if (!in)
         fail(path, "cannot open file");

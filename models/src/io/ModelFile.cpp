@@ -2,6 +2,7 @@
 
 #include "openmmbg/eacf/AugmentedCouplingFlowModel.h"
 #include "openmmbg/Errors.h"
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/TensorArchive.h"
 
 #include <cstdio>
@@ -16,7 +17,9 @@ namespace OpenMMBG {
 namespace {
 
 const char* FORMAT_NAME = "openmmbg-flow";
-const int FORMAT_VERSION = 1;
+// Version 2 adds the header checksum (TensorArchive.h); version 1 files (data checksum only) stay
+// readable.
+const int FORMAT_VERSION = 2;
 const char* KIND = "model file";
 
 [[noreturn]] void fail(const std::string& source, const std::string& message) {
@@ -28,15 +31,17 @@ TensorArchive parse(const std::string& bytes, const std::string& source) {
     TensorArchive archive = deserializeArchive(bytes, source, KIND);
     if (archive.metadata["format"] != FORMAT_NAME)
         fail(source, "not an openmmbg model (format '" + archive.metadata["format"] + "')");
-    int version = 0;
+    int64_t version = 0;
     try {
-        version = std::stoi(archive.metadata["format_version"]);
-    } catch (...) {
+        version = parseInteger("format_version", archive.metadata["format_version"], 0, 1000000);
+    } catch (const std::invalid_argument&) {
         fail(source, "corrupt header: bad format_version '" + archive.metadata["format_version"] + "'");
     }
     if (version < 1 || version > FORMAT_VERSION)
         fail(source, "format version " + std::to_string(version) + " is not supported (this build reads up to " +
                          std::to_string(FORMAT_VERSION) + ")");
+    if (version >= 2 && !archive.headerChecked)
+        fail(source, "corrupt header: a version " + std::to_string(version) + " file must carry a header checksum");
     return archive;
 }
 

@@ -1,6 +1,10 @@
 #include "openmmbg/io/TensorArchive.h"
 
+#include "openmmbg/Validation.h"
+
 #include <nlohmann/json.hpp>
+
+#include <functional>
 
 #include <cstdio>
 #include <algorithm>
@@ -47,7 +51,56 @@ bool dtypeFromName(const std::string& name, torch::ScalarType& t) {
     return true;
 }
 
+// `text` with every byte outside printable ASCII as \xNN: the parser's message quotes the bad bytes
+// of a damaged header, and an error message must stay valid text (Python decodes it as UTF-8).
+std::string printable(const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += char(c);
+        } else {
+            char buf[5];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+// The checksum of a header: FNV-1a of its canonical dump (keys sorted, no spaces) without the
+// header_checksum entry itself, so any edit of the header (a configuration value, a shape, an
+// offset) is detected, as the data checksum detects edits of the data.
+std::string checksumOfHeader(json header) {
+    header["__metadata__"].erase("header_checksum");
+    const std::string canonical = header.dump();
+    return "fnv1a64:" + hex64(fnv1a64(canonical.data(), canonical.size()));
+}
+
+// A non-negative integer in a header entry; 64-bit, with the value's range checked (a float such
+// as 2**70 or a negative number is refused, never converted).
+uint64_t headerInteger(const json& value, uint64_t max, const std::function<void(const std::string&)>& fail,
+                       const std::string& what) {
+    if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0))
+        fail("corrupt header: " + what + " is not a non-negative integer (got " + value.dump() + ")");
+    const uint64_t v = value.get<uint64_t>();
+    if (v > max)
+        fail("corrupt header: " + what + " is " + std::to_string(v) + ", more than the file can hold");
+    return v;
+}
+
 }  // namespace
+
+std::string headerChecksum(const std::string& headerJson) {
+    json header;
+    try {
+        header = json::parse(headerJson);
+    } catch (const json::exception& e) {
+        throw std::invalid_argument(std::string("headerChecksum: not valid JSON: ") + e.what());
+    }
+    if (!header.is_object() || !header.contains("__metadata__") || !header["__metadata__"].is_object())
+        throw std::invalid_argument("headerChecksum: expected an object with a __metadata__ object");
+    return checksumOfHeader(header);
+}
 
 uint64_t fnv1a64(const char* data, size_t size) {
     uint64_t h = 14695981039346656037ull;  // offset basis
@@ -98,6 +151,7 @@ std::string serializeArchive(const TensorArchive& archive) {
         meta[k] = v;
     meta["checksum"] = "fnv1a64:" + hex64(fnv1a64(data.data(), data.size()));
     header["__metadata__"] = meta;
+    header["__metadata__"]["header_checksum"] = checksumOfHeader(header);
     std::string text = header.dump();
     // Pad so the data section starts 8-byte aligned (as safetensors does).
     text.append((8 - text.size() % 8) % 8, ' ');
@@ -111,6 +165,7 @@ TensorArchive deserializeArchive(const std::string& bytes, const std::string& so
     auto fail = [&](const std::string& message) -> void {
         throw std::runtime_error(kind + " '" + source + "': " + message);
     };
+    const std::function<void(const std::string&)> failFn = fail;
     if (!littleEndianHost())
         fail("big-endian hosts are not supported");
     if (bytes.size() < 8)
@@ -126,11 +181,19 @@ TensorArchive deserializeArchive(const std::string& bytes, const std::string& so
     try {
         header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + headerSize);
     } catch (const json::exception& e) {
-        fail(std::string("corrupt header (not valid JSON): ") + e.what());
+        fail(std::string("corrupt header (not valid JSON): ") + printable(e.what()));
     }
     if (!header.is_object() || !header.contains("__metadata__") || !header["__metadata__"].is_object())
         fail("corrupt header: no __metadata__ object (not an openmmbg file)");
     TensorArchive archive;
+    if (header["__metadata__"].contains("header_checksum")) {
+        const json& stored = header["__metadata__"]["header_checksum"];
+        const std::string actual = checksumOfHeader(header);
+        if (!stored.is_string() || stored.get<std::string>() != actual)
+            fail("corrupt: header checksum mismatch (the header was edited or damaged; header says " + stored.dump() +
+                 ", header gives " + actual + ")");
+        archive.headerChecked = true;
+    }
     for (auto& [key, value] : header["__metadata__"].items()) {
         if (!value.is_string())
             fail("corrupt header: metadata entry '" + key + "' is not a string");
@@ -148,16 +211,27 @@ TensorArchive deserializeArchive(const std::string& bytes, const std::string& so
             torch::ScalarType dtype;
             if (!dtypeFromName(entry.at("dtype").get<std::string>(), dtype))
                 fail("tensor '" + name + "' has unsupported dtype " + entry.at("dtype").dump());
-            std::vector<int64_t> shape = entry.at("shape").get<std::vector<int64_t>>();
-            std::vector<uint64_t> offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
+            const json& shapeJson = entry.at("shape");
+            const json& offsetsJson = entry.at("data_offsets");
+            if (!shapeJson.is_array() || shapeJson.size() > size_t(Limits::kMaxTensorRank))
+                fail("corrupt header: tensor '" + name + "' has a shape that is not a list of at most " +
+                     std::to_string(Limits::kMaxTensorRank) + " sizes");
+            // Every size is bounded by the data section before anything is allocated: a tensor
+            // with elements cannot have a dimension longer than the file.
+            std::vector<int64_t> shape;
             int64_t numel = 1;
-            for (int64_t s : shape) {
-                if (s < 0)
-                    fail("corrupt header: tensor '" + name + "' has a negative dimension");
-                numel *= s;
+            for (const json& s : shapeJson) {
+                shape.push_back(int64_t(headerInteger(s, dataSize, failFn, "a dimension of tensor '" + name + "'")));
+                numel = checkedMultiply("tensor '" + name + "'", numel, shape.back());
             }
-            const uint64_t nbytes = uint64_t(numel) * torch::elementSize(dtype);
-            if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] - offsets[0] != nbytes)
+            if (!offsetsJson.is_array() || offsetsJson.size() != 2)
+                fail("corrupt header: tensor '" + name + "' has inconsistent data offsets");
+            const std::vector<uint64_t> offsets = {
+                headerInteger(offsetsJson[0], ~uint64_t(0), failFn, "an offset of tensor '" + name + "'"),
+                headerInteger(offsetsJson[1], ~uint64_t(0), failFn, "an offset of tensor '" + name + "'")};
+            const uint64_t nbytes = uint64_t(checkedMultiply("tensor '" + name + "'", numel,
+                                                             int64_t(torch::elementSize(dtype))));
+            if (offsets[1] < offsets[0] || offsets[1] - offsets[0] != nbytes)
                 fail("corrupt header: tensor '" + name + "' has inconsistent data offsets");
             if (offsets[1] > dataSize)
                 fail("truncated: tensor '" + name + "' ends at byte " + std::to_string(offsets[1]) +
@@ -170,6 +244,8 @@ TensorArchive deserializeArchive(const std::string& bytes, const std::string& so
             dataEnd = std::max(dataEnd, offsets[1]);
         } catch (const json::exception& e) {
             fail("corrupt header entry for tensor '" + name + "': " + e.what());
+        } catch (const std::invalid_argument& e) {
+            fail(std::string("corrupt header: ") + e.what());
         }
     }
     if (dataEnd != dataSize)

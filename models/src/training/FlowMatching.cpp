@@ -127,6 +127,8 @@ FlowMatchingTrainer::FlowMatchingTrainer(std::shared_ptr<Model> m, torch::Tensor
     : model(std::move(m)), options(std::move(o)) {
     if (!model)
         throw std::invalid_argument("train: needs a model");
+    requireFiniteConfigurations(train, "train: the training data");
+    requireFiniteConfigurations(validation, "train: the validation data");
     objective_ = std::make_shared<FlowMatchingObjective>(*model, train, validation, options);
     numTrain = train.size(0);
 }

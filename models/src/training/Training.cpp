@@ -329,11 +329,22 @@ double MaximumLikelihoodObjective::evaluate(TrainingLoop& loop, TrainingReport& 
     return report.validationNll;
 }
 
+void requireFiniteConfigurations(const torch::Tensor& x, const std::string& what) {
+    if (!x.defined() || x.numel() == 0)
+        return;
+    const int64_t bad = torch::logical_not(torch::isfinite(x)).flatten(1).any(1).sum().item<int64_t>();
+    if (bad > 0)
+        throw std::invalid_argument(what + ": " + std::to_string(bad) + " of " + std::to_string(x.size(0)) +
+                                    " configurations hold non-finite coordinates");
+}
+
 MaximumLikelihoodTrainer::MaximumLikelihoodTrainer(std::shared_ptr<Model> m, torch::Tensor train, torch::Tensor validation,
                                                    MaximumLikelihoodOptions o)
     : model(std::move(m)), options(std::move(o)) {
     if (!model)
         throw std::invalid_argument("train: needs a model");
+    requireFiniteConfigurations(train, "train: the training data");
+    requireFiniteConfigurations(validation, "train: the validation data");
     objective = std::make_shared<MaximumLikelihoodObjective>(*model, train, validation, options);
     numTrain = train.size(0);
 }

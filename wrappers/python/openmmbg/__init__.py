@@ -12,6 +12,12 @@ Importing this package loads the project's OpenMM plugins (when openmm is instal
 """
 import os as _os
 
+# LibTorch's OpenMP threads spin while they wait, which on busy cores (an OpenMM simulation beside
+# the flow) costs 10-1000x; passive waiting costs nothing measurable. It takes effect where this
+# package loads OpenMP first (an explicit OMP_WAIT_POLICY wins). The thread count itself is set in
+# the library (openmmbg/Threads.h: one thread unless OPENMMBG_NUM_THREADS or OMP_NUM_THREADS says).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from ._catalog import builtin_systems
 from ._flow import Flow, read_dcd, target_energies
 from . import evaluation, internal_coordinates
@@ -19,9 +25,10 @@ from .openmmbg_force import BoltzmannGeneratorProposal
 from .replica_exchange import ReplicaExchange
 from .reporter import ProposalReporter
 from ._version import __version__
+from .openmmbg_swig import getNumThreads as get_num_threads, setNumThreads as set_num_threads
 
 __all__ = ["Flow", "BoltzmannGeneratorProposal", "ProposalReporter", "ReplicaExchange", "builtin_systems", "read_dcd",
-           "target_energies", "evaluation", "internal_coordinates", "__version__"]
+           "target_energies", "evaluation", "internal_coordinates", "get_num_threads", "set_num_threads", "__version__"]
 
 
 def _plugin_directory():

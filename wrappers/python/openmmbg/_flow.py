@@ -1,6 +1,7 @@
 """The ``openmmbg.Flow`` class: numpy front end of the C++ ``OpenMMBG::FlowModel``."""
 import errno
 import json
+import math
 import operator
 import os
 import sys
@@ -35,6 +36,29 @@ def _json_default(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     raise TypeError(f"flow config: value {value!r} of type {type(value).__name__} is not JSON serializable")
+
+
+def _non_finite(value, path=""):
+    """(key path, value) of each non-finite float in a JSON-like value."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return [found for key, v in value.items() for found in _non_finite(v, f"{path}.{key}" if path else str(key))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, v in enumerate(value) for found in _non_finite(v, f"{path}[{i}]")]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return [(path or "value", value)]
+    return []
+
+
+def _to_json(value, what):
+    """``value`` as JSON text for the C++ side; NaN and infinity (which JSON cannot hold) are a
+    ValueError naming the key, not a later 'not valid JSON'."""
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError:
+        bad = ", ".join(f"'{key}' must be finite (got {v})" for key, v in _non_finite(value))
+        raise ValueError(f"{what}: {bad or 'values must be finite'}") from None
 
 
 def _as_int(value, name):
@@ -93,7 +117,7 @@ class Flow:
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"Flow(config): config must be a dict, got {type(config).__name__}")
-        text = json.dumps(dict(config), default=_json_default)
+        text = _to_json(dict(config), "flow config")
         self._init(_swig.FlowModel(text))
 
     @classmethod
@@ -337,7 +361,7 @@ class Flow:
         if "checkpoint" in options:
             options["checkpoint"] = _as_path(options["checkpoint"])
         reports = self._model.trainMaximumLikelihood(
-            x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
+            x, np.ascontiguousarray(val.reshape(-1)), _to_json(options, "training options"), bool(verbose))
         return json.loads(reports)
 
     def train_flow_matching(self, x, validation=None, verbose=True, **options):
@@ -354,7 +378,7 @@ class Flow:
         if "checkpoint" in options:
             options["checkpoint"] = _as_path(options["checkpoint"])
         reports = self._model.trainFlowMatching(
-            x, np.ascontiguousarray(val.reshape(-1)), json.dumps(options, default=_json_default), bool(verbose))
+            x, np.ascontiguousarray(val.reshape(-1)), _to_json(options, "training options"), bool(verbose))
         return json.loads(reports)
 
     def train_energy(self, target, objective="fab", verbose=True, **options):
@@ -393,7 +417,7 @@ class Flow:
         options["objective"] = str(objective)
         if "checkpoint" in options:
             options["checkpoint"] = _as_path(options["checkpoint"])
-        reports = self._model.trainEnergy(target, json.dumps(options, default=_json_default), bool(verbose))
+        reports = self._model.trainEnergy(target, _to_json(options, "training options"), bool(verbose))
         return json.loads(reports)
 
     def evaluate(self, target, x, num_aug_samples=20, num_ess_samples=10000, seed=0):

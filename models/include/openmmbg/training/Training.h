@@ -60,6 +60,13 @@ public:
 void zeroGradients(const std::vector<torch::Tensor>& params);
 
 /**
+ * Throws std::invalid_argument "<what>: <k> of <n> configurations hold non-finite coordinates" if any
+ * value of `x` is NaN or infinite (an undefined tensor passes): training data are checked before any
+ * training starts, whichever entry point (CLI, Python, C++) gave them.
+ */
+void requireFiniteConfigurations(const torch::Tensor& x, const std::string& what);
+
+/**
  * Back-propagate a batch's mean per-sample loss with per-sample masking
  * (docs/eacf-mapping.md#maximum-likelihood-settings): a sample is dropped when its loss is non-finite or its log q is
  * below minLogQ; the gradient is the sum of the kept samples' gradients divided by batchSize.
