@@ -220,6 +220,18 @@ def test_cli_refuses_duplicate_particles(tmp_path):
 
 
 @needs_cli
+def test_cli_npy_with_a_huge_shape_is_refused_before_allocation(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((4, 4, 2)))
+    raw = (tmp_path / "x.npy").read_bytes()
+    header_end = raw.index(b"\n") + 1
+    header = raw[10:header_end].replace(b"(4, 4, 2)", b"(%d, 4, 2)" % 2 ** 70)
+    header = header.rstrip(b"\n").ljust(header_end - 10 - 1 + 32 - (len(header) - (header_end - 10)) % 16) + b"\n"
+    (tmp_path / "huge.npy").write_bytes(raw[:8] + struct.pack("<H", len(header)) + header + raw[header_end:])
+    r = run_cli("train", "--data", str(tmp_path / "huge.npy"), "--output", str(tmp_path / "m.bgm"))
+    assert r.returncode == 1 and "corrupt .npy header" in r.stderr, r.stderr
+
+
+@needs_cli
 def test_cli_npy_columns_not_divisible_by_dim(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((64, 7)))
     r = run_cli("train", "--data", str(tmp_path / "x.npy"), "--dim", "2", "--output", str(tmp_path / "m.bgm"))

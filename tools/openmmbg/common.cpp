@@ -370,10 +370,17 @@ void MetricsFile::close() {
         throw FileAccessError("cannot write the metrics file '" + path_ + "': " + std::strerror(errno));
 }
 
-void checkOutput(const std::string& path) {
+void checkOutput(const std::string& path, uint64_t expectedBytes) {
     if (!path.empty())
         createParentDirectories(path);
-    checkWritableFile(path);
+    checkWritableFile(path, expectedBytes);
+}
+
+uint64_t modelBytes(Model& model) {
+    uint64_t bytes = 0;
+    for (const auto& [name, tensor] : model.namedTensors())
+        bytes += uint64_t(tensor.numel()) * uint64_t(tensor.element_size());
+    return bytes;
 }
 
 void createParentDirectories(const std::string& path) {

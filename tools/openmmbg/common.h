@@ -166,10 +166,13 @@ private:
 
 /**
  * Checks, before any long work, that an output file can be written (its parent folders are created
- * first): a non-empty path, regular files only, a writable folder (openmmbg/io/Files.h
- * checkWritableFile). Throws FileAccessError.
+ * first): a non-empty path, regular files only, a writable folder and, when `expectedBytes` is
+ * given, that much free space (openmmbg/io/Files.h checkWritableFile). Throws FileAccessError.
  */
-void checkOutput(const std::string& path);
+void checkOutput(const std::string& path, uint64_t expectedBytes = 0);
+
+/** The bytes of a model's tensors: the size of its .bgm file, less the header. */
+uint64_t modelBytes(Model& model);
 
 /** A model's family in a progress line: "spherical-proj" (E-ACF: its projection) or "family ic". */
 std::string describeModel(const Model& model);

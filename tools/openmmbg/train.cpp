@@ -134,10 +134,11 @@ int runMaximumLikelihood(const TrainArgs& a, const MaximumLikelihoodArgs& m) {
     }
 
     std::shared_ptr<Model> model = makeModel(config.dump());
-    // Before any long work, so that a bad path loses nothing.
-    checkOutput(a.output);
+    // Before any long work, so that a bad path loses nothing. A checkpoint holds about four copies
+    // of the parameters (current, best, Adam's two moments).
+    checkOutput(a.output, modelBytes(*model));
     if (!o.checkpointPath.empty())
-        checkOutput(o.checkpointPath);
+        checkOutput(o.checkpointPath, 4 * modelBytes(*model));
     if (system) {
         const BuiltinSystem::Data& data = *system->data;
         train = loadSplit(dir, data.train.file, *system, data.train.begin, data.train.begin + numTrain);

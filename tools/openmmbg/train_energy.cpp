@@ -206,10 +206,11 @@ int runEnergyTraining(const TrainArgs& a, const EnergyTrainArgs& e) {
     }
     if (initModel.empty())
         model = std::make_shared<AugmentedCouplingFlowModel>(AugmentedCouplingFlow(FlowConfig::fromJson(config.dump())));
-    // Before any long work, so that a bad path loses nothing.
-    checkOutput(output);
+    // Before any long work, so that a bad path loses nothing. A checkpoint holds about four copies
+    // of the parameters (current, best, Adam's two moments).
+    checkOutput(output, modelBytes(*model));
     if (!o.checkpointPath.empty())
-        checkOutput(o.checkpointPath);
+        checkOutput(o.checkpointPath, 4 * modelBytes(*model));
     MetricsFile metrics(metricsPath);
     const bool resuming = std::filesystem::exists(o.checkpointPath);
     if (resuming)

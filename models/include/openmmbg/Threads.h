@@ -4,9 +4,9 @@
  * code so that no user has to know about OpenMP.
  *
  * Default: one thread. LibTorch's default (one thread per core, OpenMP threads that spin while they
- * wait) makes a flow 10-1000x slower on cores that other work keeps busy (an OpenMM simulation,
- * replicas, a second training run), while a second thread gains at most ~1.5x on idle cores for the
- * batch sizes openmmbg uses (docs/benchmarks.md, "Threads"). More threads are an explicit choice:
+ * wait) makes a flow 2-25x slower on cores that other work keeps busy (an OpenMM simulation,
+ * replicas, a second training run), while a second thread gains at most 1.6x on idle cores for the
+ * work openmmbg does (docs/benchmarks.md, "Threads"). More threads are an explicit choice:
  * the environment variable OPENMMBG_NUM_THREADS, else OMP_NUM_THREADS, or setNumThreads().
  * LibTorch-free.
  */

@@ -1,5 +1,6 @@
 #include "openmmbg/io/DataIO.h"
 
+#include "openmmbg/Validation.h"
 #include "openmmbg/io/Files.h"
 
 #include <cstring>
@@ -66,12 +67,18 @@ Array readNpy(const std::string& path) {
     int64_t count = 1;
     std::string dims = m[1];
     std::regex number("\\d+");
-    for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
-        result.shape.push_back(std::stoll(it->str()));
-        count *= result.shape.back();
+    try {
+        // 64-bit sizes with overflow refused: a damaged header cannot wrap to a small count.
+        for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
+            result.shape.push_back(parseInteger("a .npy dimension", it->str(), 0, INT64_MAX));
+            count = checkedMultiply("the .npy array", count, result.shape.back());
+        }
+        checkedMultiply("the .npy array", count, itemSize);
+    } catch (const std::invalid_argument& e) {
+        fail(path, std::string("corrupt .npy header: ") + e.what());
     }
     const size_t dataStart = offset + headerLen;
-    if (bytes.size() - dataStart < size_t(count) * itemSize)
+    if (uint64_t(bytes.size() - dataStart) < uint64_t(count) * uint64_t(itemSize))
         fail(path, "truncated: the header promises " + std::to_string(count) + " values but the file is too short");
     result.values.resize(count);
     const char* p = bytes.data() + dataStart;

@@ -13,8 +13,8 @@ Importing this package loads the project's OpenMM plugins (when openmm is instal
 import os as _os
 
 # LibTorch's OpenMP threads spin while they wait, which on busy cores (an OpenMM simulation beside
-# the flow) costs 10-1000x; passive waiting costs nothing measurable. It takes effect where this
-# package loads OpenMP first (an explicit OMP_WAIT_POLICY wins). The thread count itself is set in
+# the flow) costs up to 25x when more than one thread runs (docs/benchmarks.md, "Threads"). It takes
+# effect where this package loads OpenMP first (an explicit OMP_WAIT_POLICY wins). The thread count itself is set in
 # the library (openmmbg/Threads.h: one thread unless OPENMMBG_NUM_THREADS or OMP_NUM_THREADS says).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
