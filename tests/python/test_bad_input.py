@@ -183,6 +183,17 @@ def test_non_finite_config_values_are_named():
         flow.train(np.zeros((8, 4, 2)), epochs=1, peak_learning_rate=float("inf"), verbose=False)
 
 
+def test_training_options_go_through_the_shared_validation():
+    flow = openmmbg.Flow({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1})
+    x = np.random.default_rng(0).normal(size=(8, 4, 2))
+    for options, message in (({"peak_learning_rate": -1e-3}, r"peak_learning_rate must be >= 0 and finite \(got -0.001\)"),
+                             ({"time_limit": -1}, r"time_limit must be >= 0"),
+                             ({"epochs": 2 ** 40}, r"'epochs' is out of range"),
+                             ({"patience": -2}, r"patience and warmup_epochs must be >= 0")):
+        with pytest.raises(ValueError, match=message):
+            flow.train(x, verbose=False, **options)
+
+
 def test_training_on_non_finite_data_is_refused():
     flow = openmmbg.Flow({"num_particles": 4, "dim": 2, "projection": "vector", "num_layers": 1})
     with pytest.raises(ValueError, match="the training data: 8 of 8 configurations hold non-finite coordinates"):

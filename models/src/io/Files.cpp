@@ -105,7 +105,8 @@ void checkWritableFile(const std::string& path, uint64_t expectedBytes) {
     // Create (and remove) the temporary file writeFileAtomically will use: the one test of
     // writability that also holds for root, read-only mounts and ACLs.
     const std::string probe = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    // (A stale temporary file of the same name, left by a killed process, is ours to replace.)
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         throw FileAccessError("cannot write '" + path + "': " + systemError());
     ::close(fd);

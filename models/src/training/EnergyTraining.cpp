@@ -58,6 +58,7 @@ EnergyTrainingOptions energyTrainingOptionsFromJson(const std::string& text) {
                                     "initial_step_size and max_importance_weight must be positive, num_intermediate "
                                     "and evaluate_every non-negative, and updates_per_iteration <= "
                                     "buffer_min_batches <= buffer_max_batches");
+    checkSharedLoopOptions(o);
     return o;
 }
 
@@ -224,6 +225,7 @@ EnergyTrainer::EnergyTrainer(std::shared_ptr<Model> m, std::shared_ptr<Target> t
     : model(std::move(m)), options(std::move(o)) {
     if (!model || !target)
         throw std::invalid_argument("energy training: needs a model and a target");
+    checkSharedLoopOptions(options);  // also for options built in C++ rather than read from JSON
     if (targetId.empty())
         targetId = target->name();
     if (target->numParticles() != model->numParticles() || target->dim() != model->dim())

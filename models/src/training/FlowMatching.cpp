@@ -1,5 +1,7 @@
 #include "openmmbg/training/FlowMatching.h"
 
+#include "SharedLoopSettings.h"
+
 #include "openmmbg/distributions/Distributions.h"
 #include "openmmbg/ecnf/EquivariantCnfModel.h"
 #include "openmmbg/evaluation/Evaluation.h"
@@ -30,32 +32,13 @@ torch::Tensor configurations(const torch::Tensor& x, const Model& model, const c
 }  // namespace
 
 FlowMatchingOptions flowMatchingOptionsFromJson(const std::string& text) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(std::string("training options: not valid JSON: ") + e.what());
-    }
-    if (!j.is_object())
-        throw std::invalid_argument("training options: expected a JSON object");
-    nlohmann::json path = nlohmann::json::object();
-    for (const char* key : {"pairing", "sigma"})
-        if (j.contains(key)) {
-            path[key] = j[key];
-            j.erase(key);
-        }
+    std::set<std::string> keys = maximumLikelihoodOptionKeys();
+    keys.insert({"pairing", "sigma"});
+    const JsonObjectReader j(text, keys);
     FlowMatchingOptions o;
-    static_cast<MaximumLikelihoodOptions&>(o) = maximumLikelihoodOptionsFromJson(j.dump());
-    if (path.contains("pairing")) {
-        if (!path["pairing"].is_string())
-            throw std::invalid_argument("training options: 'pairing' has the wrong type (" + path["pairing"].dump() + ")");
-        o.pairing = path["pairing"].get<std::string>();
-    }
-    if (path.contains("sigma")) {
-        if (!path["sigma"].is_number())
-            throw std::invalid_argument("training options: 'sigma' has the wrong type (" + path["sigma"].dump() + ")");
-        o.sigma = path["sigma"].get<double>();
-    }
+    static_cast<MaximumLikelihoodOptions&>(o) = readMaximumLikelihoodOptions(j);
+    j.read("pairing", o.pairing);
+    j.read("sigma", o.sigma);
     pairingFromString(o.pairing);  // validates the name
     if (!(o.sigma >= 0 && o.sigma < 1e3))
         throw std::invalid_argument("training options: sigma must be in [0, 1000) (got " + std::to_string(o.sigma) + ")");
@@ -127,6 +110,7 @@ FlowMatchingTrainer::FlowMatchingTrainer(std::shared_ptr<Model> m, torch::Tensor
     : model(std::move(m)), options(std::move(o)) {
     if (!model)
         throw std::invalid_argument("train: needs a model");
+    checkSharedLoopOptions(options);  // also for options built in C++ rather than read from JSON
     requireFiniteConfigurations(train, "train: the training data");
     requireFiniteConfigurations(validation, "train: the validation data");
     objective_ = std::make_shared<FlowMatchingObjective>(*model, train, validation, options);

@@ -228,11 +228,14 @@ std::string formatDuration(double seconds) {
     return buf;
 }
 
-MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
-    const JsonObjectReader j(text, {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate",
-        "final_learning_rate", "warmup_epochs", "gradient_window", "skip_factor", "clip_factor", "min_log_q",
-        "time_limit", "validate_every", "validation_aug_samples", "patience", "seed", "random_rotations",
-        "checkpoint", "checkpoint_every"});
+std::set<std::string> maximumLikelihoodOptionKeys() {
+    return {"epochs", "batch_size", "initial_learning_rate", "peak_learning_rate", "final_learning_rate",
+            "warmup_epochs", "gradient_window", "skip_factor", "clip_factor", "min_log_q", "time_limit",
+            "validate_every", "validation_aug_samples", "patience", "seed", "random_rotations", "checkpoint",
+            "checkpoint_every"};
+}
+
+MaximumLikelihoodOptions readMaximumLikelihoodOptions(const JsonObjectReader& j) {
     MaximumLikelihoodOptions o;
     j.read("epochs", o.epochs);
     j.read("batch_size", o.batchSize);
@@ -256,7 +259,14 @@ MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& tex
         o.gradientWindow < 1)
         throw std::invalid_argument("training options: epochs, batch_size, validate_every, validation_aug_samples, "
                                     "checkpoint_every and gradient_window must be positive");
+    if (o.patience < 0 || o.warmupEpochs < 0)
+        throw std::invalid_argument("training options: patience and warmup_epochs must be >= 0");
+    checkSharedLoopOptions(o);
     return o;
+}
+
+MaximumLikelihoodOptions maximumLikelihoodOptionsFromJson(const std::string& text) {
+    return readMaximumLikelihoodOptions(JsonObjectReader(text, maximumLikelihoodOptionKeys()));
 }
 
 MaximumLikelihoodObjective::MaximumLikelihoodObjective(Model& model, torch::Tensor trainData, torch::Tensor validationData,
@@ -343,6 +353,7 @@ MaximumLikelihoodTrainer::MaximumLikelihoodTrainer(std::shared_ptr<Model> m, tor
     : model(std::move(m)), options(std::move(o)) {
     if (!model)
         throw std::invalid_argument("train: needs a model");
+    checkSharedLoopOptions(options);  // also for options built in C++ rather than read from JSON
     requireFiniteConfigurations(train, "train: the training data");
     requireFiniteConfigurations(validation, "train: the validation data");
     objective = std::make_shared<MaximumLikelihoodObjective>(*model, train, validation, options);
