@@ -224,6 +224,25 @@ def test_thread_policy_is_one_thread_unless_asked():
 # ---- the command-line tool ------------------------------------------------------------------------
 
 @needs_cli
+@pytest.mark.parametrize("args, message", [
+    (("evaluate", "--temperature", "0"), "--temperature: must be positive, got '0'"),
+    (("evaluate", "--temperature", "-300"), "--temperature: must be positive, got '-300'"),
+    (("evaluate", "--temperature", "nan"), "--temperature: expects a finite number, got 'nan'"),
+    (("evaluate", "--num-test", "-3"), "--num-test: must be positive, got '-3'"),
+    (("evaluate", "--seed", "-1"), "--seed: must be >= 0, got '-1'"),
+    (("evaluate", "--seed", "18446744073709551615"), "--seed: expects an integer"),
+    (("train", "--time-limit", "-1"), "--time-limit: must be >= 0, got '-1'"),
+    (("train", "--time-limit", "inf"), "--time-limit: expects a finite number, got 'inf'"),
+])
+def test_cli_numbers_out_of_range_are_usage_errors(tmp_path, args, message):
+    """Refused while parsing (exit 2), before any model is loaded or data read."""
+    common = {"evaluate": ("--model", str(tmp_path / "m.bgm"), "--system", "dw4", "--data-dir", str(tmp_path)),
+              "train": ("--system", "dw4", "--data-dir", str(tmp_path), "--output", str(tmp_path / "m.bgm"))}
+    r = run_cli(args[0], *common[args[0]], *args[1:])
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+@needs_cli
 def test_cli_refuses_duplicate_particles(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((16, 4, 2)))
     r = run_cli("train", "--data", str(tmp_path / "x.npy"), "--particles", "0,0,1", "--output", str(tmp_path / "m.bgm"))
