@@ -4,6 +4,7 @@
 // load, never a crash, std::bad_alloc or more than a stated memory bound; a hang is caught by the
 // test's ctest TIMEOUT).
 #include "FlowTestUtils.h"
+#include "ModelFileParts.h"
 #include "openmmbg/Errors.h"
 #include "openmmbg/Validation.h"
 #include "openmmbg/io/Files.h"
@@ -131,33 +132,6 @@ std::vector<std::pair<std::string, std::string>> smallModelFiles() {
     return out;
 }
 
-struct Parts {
-    json header;
-    std::string data;
-};
-
-Parts split(const std::string& bytes) {
-    uint64_t n;
-    std::memcpy(&n, bytes.data(), 8);
-    return {json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
-}
-
-std::string join(Parts p, bool rechecksum) {
-    if (rechecksum) {
-        p.header["__metadata__"]["checksum"] = "fnv1a64:" + [&] {
-            char buf[17];
-            std::snprintf(buf, sizeof(buf), "%016llx", (unsigned long long) fnv1a64(p.data.data(), p.data.size()));
-            return std::string(buf);
-        }();
-        p.header["__metadata__"]["header_checksum"] = headerChecksum(p.header.dump());
-    }
-    const std::string text = p.header.dump();
-    std::string out(8, '\0');
-    const uint64_t n = text.size();
-    std::memcpy(&out[0], &n, 8);
-    return out + text + p.data;
-}
-
 // Values a careless edit or a damaged file puts in a header field.
 json nastyValue(std::mt19937_64& rng) {
     static const std::vector<json> values = {
@@ -185,7 +159,7 @@ std::string mutate(const std::string& bytes, std::mt19937_64& rng) {
         std::memcpy(&b[0], &n, 8);
         return b;
     }
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     if (kind == 3) {  // a configuration value, header re-checksummed (reaches the configuration checks)
         json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
         std::vector<std::string> keys;
@@ -193,7 +167,7 @@ std::string mutate(const std::string& bytes, std::mt19937_64& rng) {
             keys.push_back(it.key());
         config[keys[rng() % keys.size()]] = nastyValue(rng);
         p.header["__metadata__"]["config"] = config.dump();
-        return join(p, true);
+        return joinModelFile(p, true);
     }
     if (kind == 4) {  // a tensor entry's shape, offsets or dtype, re-checksummed
         std::vector<std::string> names;
@@ -210,12 +184,12 @@ std::string mutate(const std::string& bytes, std::mt19937_64& rng) {
             entry["data_offsets"][rng() % 2] = nastyValue(rng);
         else
             entry["dtype"] = nastyValue(rng);
-        return join(p, true);
+        return joinModelFile(p, true);
     }
     // Data values changed and re-checksummed: a valid file with other parameters (loads).
     for (int k = 0, n = 1 + int(rng() % 4); k < n && !p.data.empty(); k++)
         p.data[rng() % p.data.size()] ^= char(1 + rng() % 255);
-    return join(p, true);
+    return joinModelFile(p, true);
 }
 
 }  // namespace

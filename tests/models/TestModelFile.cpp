@@ -1,6 +1,7 @@
 // The .bgm model file: save/load round trip to identical outputs, metadata, atomic writes, and a
 // clear error (never a crash) for every kind of bad file.
 #include "FlowTestUtils.h"
+#include "ModelFileParts.h"
 #include "openmmbg/FlowModel.h"
 #include "openmmbg/io/ModelFile.h"
 #include "openmmbg/io/TensorArchive.h"
@@ -17,29 +18,6 @@ using namespace OpenMMBG::testing;
 using nlohmann::json;
 
 namespace {
-
-struct Parts {
-    json header;
-    std::string data;
-};
-
-Parts split(const std::string& bytes) {
-    uint64_t n;
-    std::memcpy(&n, bytes.data(), 8);
-    return {json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
-}
-
-// The bytes of a file with this header and data; the header checksum is recomputed (so that edits
-// reach the checks behind it) unless `rechecksum` is false.
-std::string join(Parts p, bool rechecksum = true) {
-    if (rechecksum && p.header.contains("__metadata__") && p.header["__metadata__"].is_object())
-        p.header["__metadata__"]["header_checksum"] = headerChecksum(p.header.dump());
-    std::string text = p.header.dump();
-    std::string out(8, '\0');
-    uint64_t n = text.size();
-    std::memcpy(&out[0], &n, 8);
-    return out + text + p.data;
-}
 
 std::string tempPath(const std::string& name) {
     return (std::filesystem::temp_directory_path() / ("openmmbg_test_" + name)).string();
@@ -85,7 +63,7 @@ TEST_F(ModelFileTest, RoundTripGivesIdenticalOutputs) {
 }
 
 TEST_F(ModelFileTest, HeaderIsSafetensorsLayout) {
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     EXPECT_EQ(p.header["__metadata__"]["format"], "openmmbg-flow");
     EXPECT_EQ(p.header["__metadata__"]["format_version"], "2");
     EXPECT_EQ(json::parse(p.header["__metadata__"]["config"].get<std::string>())["num_particles"], 5);
@@ -143,73 +121,73 @@ TEST_F(ModelFileTest, CorruptDataFailsTheChecksum) {
 }
 
 TEST_F(ModelFileTest, NotAModelAndUnsupportedVersion) {
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     p.header["__metadata__"]["format"] = "something-else";
-    expectError(join(p), "not an openmmbg model");
-    p = split(bytes);
+    expectError(joinModelFile(p), "not an openmmbg model");
+    p = splitModelFile(bytes);
     p.header["__metadata__"]["format_version"] = "99";
-    expectError(join(p), "version 99");
-    p = split(bytes);
+    expectError(joinModelFile(p), "version 99");
+    p = splitModelFile(bytes);
     p.header.erase("__metadata__");
-    expectError(join(p), "__metadata__");
+    expectError(joinModelFile(p), "__metadata__");
 }
 
 TEST_F(ModelFileTest, TensorsThatDoNotMatchTheConfiguration) {
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
     config["num_layers"] = 3;
     p.header["__metadata__"]["config"] = config.dump();
-    expectError(join(p), "missing");
+    expectError(joinModelFile(p), "missing");
 
-    p = split(bytes);
+    p = splitModelFile(bytes);
     config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
     config["egnn_hidden_features"] = 17;
     p.header["__metadata__"]["config"] = config.dump();
-    expectError(join(p), "shape");
+    expectError(joinModelFile(p), "shape");
 
-    p = split(bytes);
+    p = splitModelFile(bytes);
     config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
     config["dtype"] = "float32";
     p.header["__metadata__"]["config"] = config.dump();
-    expectError(join(p), "dtype");
+    expectError(joinModelFile(p), "dtype");
 
-    p = split(bytes);
+    p = splitModelFile(bytes);
     p.header["extra.tensor"] = {{"dtype", "F64"}, {"shape", {1}}, {"data_offsets", {0, 8}}};
-    expectError(join(p), "holds");
+    expectError(joinModelFile(p), "holds");
 
-    p = split(bytes);
+    p = splitModelFile(bytes);
     config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
     config["projection"] = "helical";
     p.header["__metadata__"]["config"] = config.dump();
-    expectError(join(p), "bad configuration");
+    expectError(joinModelFile(p), "bad configuration");
 }
 
 TEST_F(ModelFileTest, HeaderEditsFailTheHeaderChecksum) {
     // A configuration value edited in the header (same tensors, different densities) is refused.
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
     config["aug_scale"] = 0.9;
     p.header["__metadata__"]["config"] = config.dump();
-    expectError(join(p, false), "header checksum mismatch");
-    p = split(bytes);
+    expectError(joinModelFile(p, false), "header checksum mismatch");
+    p = splitModelFile(bytes);
     p.header["__metadata__"]["note"] = "edited";
-    expectError(join(p, false), "header checksum mismatch");
+    expectError(joinModelFile(p, false), "header checksum mismatch");
     // A version 2 file without the header checksum is refused; a version 1 file without it loads.
-    p = split(bytes);
+    p = splitModelFile(bytes);
     p.header["__metadata__"].erase("header_checksum");
-    expectError(join(p, false), "must carry a header checksum");
+    expectError(joinModelFile(p, false), "must carry a header checksum");
     p.header["__metadata__"]["format_version"] = "1";
-    EXPECT_NO_THROW(deserializeFlow(join(p, false), "v1.bgm"));
+    EXPECT_NO_THROW(deserializeFlow(joinModelFile(p, false), "v1.bgm"));
 }
 
 TEST_F(ModelFileTest, HugeOrNegativeSizesAreRefusedBeforeAllocation) {
     const std::string name = flow->named_parameters().begin()->key();
     for (const json& shape : {json::parse("[1180591620717411303424]"), json::parse("[-1]"), json::parse("[4294967297, 4294967297]"),
                               json::parse("[1.5]"), json::parse("[1,1,1,1,1,1,1,1,1]"), json::parse("\"x\"")}) {
-        Parts p = split(bytes);
+        ModelFileParts p = splitModelFile(bytes);
         p.header[name]["shape"] = shape;
         try {
-            deserializeFlow(join(p), "test.bgm");
+            deserializeFlow(joinModelFile(p), "test.bgm");
             ADD_FAILURE() << "shape " << shape.dump() << " loaded";
         } catch (const std::runtime_error& e) {
             EXPECT_NE(std::string(e.what()).find("corrupt header"), std::string::npos) << e.what();
@@ -218,19 +196,19 @@ TEST_F(ModelFileTest, HugeOrNegativeSizesAreRefusedBeforeAllocation) {
     // Integers of the configuration beyond their range are refused, never wrapped to 32 bits.
     for (const char* edit : {R"({"num_particles": 4294967300})", R"({"num_layers": 4294967297})",
                              R"({"num_layers": 100000})", R"({"egnn_hidden_features": 1000000})"}) {
-        Parts p = split(bytes);
+        ModelFileParts p = splitModelFile(bytes);
         json config = json::parse(p.header["__metadata__"]["config"].get<std::string>());
         config.update(json::parse(edit));
         p.header["__metadata__"]["config"] = config.dump();
-        expectError(join(p), "bad configuration");
+        expectError(joinModelFile(p), "bad configuration");
     }
 }
 
 TEST_F(ModelFileTest, InconsistentOffsets) {
-    Parts p = split(bytes);
+    ModelFileParts p = splitModelFile(bytes);
     std::string name = flow->named_parameters().begin()->key();
     p.header[name]["data_offsets"] = {0, 3};
-    expectError(join(p), "data offsets");
+    expectError(joinModelFile(p), "data offsets");
 }
 
 TEST(FlowModel, TorchFreeInterfaceRoundTrip) {
